@@ -65,7 +65,7 @@ def test_budget_always_respected(tok, texts, inp, budget, template, task):
     p, info = build_prompt(ex, template, tok, budget, return_info=True)
     assert info['prompt_tokens'] == count_tokens(tok, p) <= budget
     assert info['prompt_items'] <= len(texts)
-    if not info['input_truncated']: assert ex['input'] in p
+    if not info['input_truncated'] and not (template == 'rag' and task == 'LaMP-1'): assert ex['input'] in p  # LaMP-1 RAG inserts items into the input
 
 def test_budget_keeps_short_prompts_whole(tok):
     ex = dict(id='q', task='LaMP-5', input='Generate a title for the following abstract of a paper: we study x.',
