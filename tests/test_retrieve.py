@@ -1,0 +1,165 @@
+"Tests of prlm.retrieve that do not fit the notebook: cache reuse, property tests, bad input, exactness vs rank_bm25."
+import os, sys
+os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+import numpy as np, pytest, datasets
+from hypothesis import given, settings, strategies as st, HealthCheck
+from rank_bm25 import BM25Okapi
+from prlm.retrieve import (get_retriever, retrieve_dataset, retrieved_items, item_text, DenseRetriever, _split_arrow,
+                           RETRIEVERS)
+
+
+@pytest.fixture(scope='module')
+def tiny():
+    from prlm.models import tiny_encoder
+    return tiny_encoder(seed=0)
+
+
+def _counting(model):
+    calls = []
+    model.register_forward_hook(lambda *a: calls.append(1))
+    return calls
+
+
+def _items(texts): return [dict(id=str(i), text=t, output='', date=None) for i, t in enumerate(texts)]
+
+
+def test_dense_cache_second_pass_never_calls_model(tiny, tmp_path):
+    model, tok = tiny
+    calls = _counting(model)
+    prof = _items(['the first item', 'a second one', 'third: unicode café 名前', '', 'the first item'])
+    r1 = DenseRetriever(model=model, tokenizer=tok, encoder='tiny-seed0', cache_dir=tmp_path, progress=False)
+    res1 = r1.retrieve_batch(['query one', 'query two'], [prof, prof[:2]], k=3)
+    assert len(calls) > 0 and r1.n_encoded == 6        # 4 distinct item texts + 2 queries ('' counts once)
+    n = len(calls)
+    r2 = DenseRetriever(model=model, tokenizer=tok, encoder='tiny-seed0', cache_dir=tmp_path, progress=False)
+    res2 = r2.retrieve_batch(['query one', 'query two'], [prof, prof[:2]], k=3)
+    assert len(calls) == n and r2.n_encoded == 0       # everything came from the disk cache
+    assert res1 == res2
+    # another encoder key does not reuse those embeddings
+    r3 = DenseRetriever(model=model, tokenizer=tok, encoder='tiny-seed0', pooling='cls', cache_dir=tmp_path, progress=False)
+    r3.retrieve('query one', prof, k=1)
+    assert r3.n_encoded > 0
+
+
+def test_dense_cache_shards_merge(tiny, tmp_path):
+    model, tok = tiny
+    for i in range(5):
+        DenseRetriever(model=model, tokenizer=tok, encoder='t', cache_dir=tmp_path, progress=False).embed([f'text {i}'])
+    from prlm.retrieve import EmbeddingCache
+    root = next(p for p in tmp_path.iterdir() if p.is_dir())
+    assert len(list(root.glob('*.safetensors'))) == 5
+    c = EmbeddingCache(root, 't|mean|norm=True|max=512', merge_above=2)
+    assert len(c) == 5 and len(list(root.glob('*.safetensors'))) == 1
+    assert not list(root.glob('*.tmp'))
+
+
+def test_dense_embeddings_normalised_and_pooling(tiny):
+    model, tok = tiny
+    r = DenseRetriever(model=model, tokenizer=tok, encoder='t', cache_dir=False, progress=False)
+    e = r.embed(['hello world', 'another text'])
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1, rtol=1e-5)
+    rc = DenseRetriever(model=model, tokenizer=tok, encoder='t', pooling='cls', cache_dir=False, progress=False)
+    assert not np.allclose(rc.embed(['hello world']), e[:1])
+    with pytest.raises(ValueError, match='pooling'): DenseRetriever(model=model, tokenizer=tok, encoder='t', pooling='max', cache_dir=False)
+
+
+texts_st = st.lists(st.sampled_from(list('abcde ') + ['é', '名', '\u3000', '\n', 'the ']), max_size=30).map(''.join)
+profile_st = st.lists(texts_st, max_size=25)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(profile=profile_st, query=texts_st, k=st.integers(0, 30), name=st.sampled_from(['bm25', 'recency', 'random', 'none']))
+def test_result_shape_properties(profile, query, k, name):
+    prof = _items(profile)
+    res = get_retriever(name).retrieve(query, prof, k=k, qid='q')
+    idx = [r['index'] for r in res]
+    assert len(set(idx)) == len(idx)
+    assert all(0 <= i < len(prof) for i in idx)
+    assert len(res) == (0 if name == 'none' else min(k, len(prof)))
+    scores = [r['score'] for r in res]
+    assert scores == sorted(scores, reverse=True)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(profile=profile_st, query=texts_st, k=st.integers(0, 30))
+def test_dense_shape_properties(tiny, profile, query, k):
+    model, tok = tiny
+    r = DenseRetriever(model=model, tokenizer=tok, encoder='t', cache_dir=False, progress=False)
+    res = r.retrieve(query, _items(profile), k=k)
+    idx = [x['index'] for x in res]
+    assert len(set(idx)) == len(idx) and all(0 <= i < len(profile) for i in idx) and len(res) == min(k, len(profile))
+
+
+words = st.sampled_from('the a of and model user data retrieval title é 名前 x y z'.split())
+doc_st = st.lists(words, min_size=0, max_size=12).map(' '.join)
+
+
+@settings(max_examples=80, deadline=None)
+@given(docs=st.lists(doc_st, min_size=1, max_size=20), query=st.lists(words, min_size=1, max_size=8).map(' '.join),
+       k=st.integers(1, 8))
+def test_bm25_matches_rank_bm25(docs, query, k):
+    "Same top-k as rank_bm25's BM25Okapi (LaMP's BM25), up to ties, and the same scores."
+    if not any(d.split() for d in docs): return      # rank_bm25 divides by zero on an all-empty corpus
+    ref = BM25Okapi([d.split() for d in docs]).get_scores(query.split())
+    got = get_retriever('bm25').retrieve(query, _items(docs), k=k)
+    np.testing.assert_allclose([r['score'] for r in got], ref[[r['index'] for r in got]], rtol=1e-9, atol=1e-12)
+    kth = np.sort(ref)[::-1][min(k, len(docs)) - 1]
+    top_ref = set(np.argsort(ref)[::-1][:k].tolist())
+    for i in top_ref ^ {r['index'] for r in got}: assert abs(ref[i] - kth) < 1e-9
+
+
+def test_bm25_batch_equals_single_and_shares_profiles():
+    prof = _items(['alpha beta', 'beta gamma', 'gamma delta alpha', 'delta'])
+    r = get_retriever('bm25')
+    qs = ['alpha', 'gamma', 'delta beta', 'zzz']
+    batch = r.retrieve_batch(qs, [prof, prof, prof[:3], prof], k=2)
+    assert batch == [r.retrieve(q, p, k=2) for q, p in zip(qs, [prof, prof, prof[:3], prof])]
+
+
+def test_split_matches_str_split_on_every_code_point():
+    import sys as _s
+    cps = [c for c in range(_s.maxunicode + 1) if not 0xD800 <= c < 0xE000]
+    probe = ['a' + chr(c) + 'b' for c in cps]
+    ids, parent, vocab = _split_arrow(probe)
+    counts = np.bincount(parent, minlength=len(probe))
+    expected = np.array([len(p.split()) for p in probe])
+    assert (counts == expected).all(), [hex(cps[i]) for i in np.flatnonzero(counts != expected)[:10]]
+
+
+def test_bad_input_errors_name_the_row():
+    ds = datasets.Dataset.from_list([dict(id='q1', user_id='u', task='LaMP-5', query='x', profile=[dict(id='1', text='a', output='b', date=None)]),
+                                     dict(id='q2', user_id='u', task='LaMP-5', query='y', profile=[dict(id='2', text='c', output='d', date=None)])])
+    bad = ds.map(lambda e: {'profile': [{'title': 't'}]}, remove_columns=['profile'])
+    with pytest.raises(TypeError, match=r"q1.*'text' field"):
+        retrieve_dataset(bad, 'bm25', k=1, progress=False)
+    with pytest.raises(ValueError, match='queries but'):
+        get_retriever('bm25').retrieve_batch(['a', 'b'], [[]], k=1)
+    with pytest.raises(TypeError, match='list of profile items'):
+        get_retriever('bm25').retrieve('a', 'not a list', k=1)
+    with pytest.raises(ValueError, match='backend'):
+        get_retriever('bm25', backend='lucene')
+
+
+def test_retrieve_dataset_keeps_row_order_and_replaces_column():
+    rows = [dict(id=f'q{i}', user_id=f'u{i % 3}', task='debian', query=f'word{i} common',
+                 profile=_items([f'word{j} common' for j in range(i % 3, 6)])) for i in range(9)]
+    ds = datasets.Dataset.from_list(rows)
+    out = retrieve_dataset(ds, 'bm25', k=2, progress=False, batch_size=4)
+    assert out['id'] == ds['id']
+    for row in out:
+        assert row['retrieved'] == get_retriever('bm25').retrieve(row['query'], row['profile'], k=2)
+    again = retrieve_dataset(out, 'recency', k=1, progress=False)
+    assert again.column_names.count('retrieved') == 1
+    assert [r[0]['index'] for r in again['retrieved']] == [len(p) - 1 for p in ds['profile']]
+    assert retrieved_items(again[0])[0] == again[0]['profile'][-1]
+
+
+def test_bm25s_backend_runs():
+    prof = _items(['alpha beta', 'beta gamma', 'gamma delta alpha', '   '])
+    for m in ['lucene', 'robertson', 'atire', 'bm25+']:
+        res = get_retriever('bm25', backend='bm25s', method=m).retrieve('alpha', prof, k=4)
+        assert {r['index'] for r in res} == {0, 1, 2, 3} and res[0]['index'] in (0, 2)
+
+
+def test_registry_complete():
+    assert set(RETRIEVERS) >= {'bm25', 'dense', 'recency', 'random', 'none'}
