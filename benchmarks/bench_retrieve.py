@@ -12,7 +12,7 @@ It reports the speed ratio and how many top-k sets are identical (exactly, and a
 Dense: items/s of the embedded all-MiniLM-L6-v2 encoding real Debian descriptions on this machine, then the same
 retrieval again from the on-disk embedding cache (a fresh retriever, as a second run would be).
 
-Usage: python benchmarks/bench_retrieve.py [--quick] [--queries 1500] [--queries-per-user 1] [--shared-queries 500] [--k 5] [--skip-dense]
+Usage: python benchmarks/bench_retrieve.py [--quick] [--queries 1500] [--queries-per-user 1] [--shared-queries 300] [--k 5] [--skip-dense]
 """
 import argparse, os, re, sys, tempfile, time
 os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
@@ -138,19 +138,19 @@ def bench_dense(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--quick', action='store_true', help='300 queries, profiles up to 1,000 items, 60 dense users')
+    ap.add_argument('--quick', action='store_true', help='300 queries, profiles up to 1,000 items, 6 dense queries')
     ap.add_argument('--queries', type=int, default=1500)
     ap.add_argument('--queries-per-user', type=int, default=1, help='queries sharing one profile (LaMP: 1)')
     ap.add_argument('--max-items', type=int, default=3000)
     ap.add_argument('--k', type=int, default=5)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--bm25s-sample', type=int, default=50)
-    ap.add_argument('--dense-users', type=int, default=0, help='0 = all 300 queries of the embedded dev set')
-    ap.add_argument('--shared-queries', type=int, default=500, help='size of a second workload with 5 queries per profile (0: skip)')
+    ap.add_argument('--dense-users', type=int, default=20, help='queries of the embedded dev set for the dense part (0 = all 300)')
+    ap.add_argument('--shared-queries', type=int, default=300, help='size of a second workload with 5 queries per profile (0: skip)')
     ap.add_argument('--skip-dense', action='store_true')
     ap.add_argument('--skip-bm25', action='store_true')
     args = ap.parse_args()
-    if args.quick: args.queries, args.max_items, args.dense_users, args.bm25s_sample, args.shared_queries = 300, 1000, 60, 20, 150
+    if args.quick: args.queries, args.max_items, args.dense_users, args.bm25s_sample, args.shared_queries = 300, 1000, 6, 20, 150
     t0 = time.perf_counter()
     sents, outs = sentence_pool()
     print(f"text source: {len(sents):,} sentences of the embedded Debian descriptions")
