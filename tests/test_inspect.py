@@ -223,3 +223,16 @@ def test_run_without_grpo_or_rm(tmp_path):
     s = r.summary()
     assert s['artifacts']['grpo/log_history.jsonl'] is False and s['artifacts']['rm/pairs'] is False
     assert fig_user_deltas(r, 'prlm', 'nonexistent').layout.annotations
+
+
+def test_partial_run_opens(tmp_path, demo):
+    "A run stopped after retrieval (no eval, a broken rm/pairs) still opens; the broken artifact is named, not fatal."
+    import shutil; shutil.copytree(Path(demo) / 'data', tmp_path / 'data')
+    (tmp_path / 'rm' / 'pairs').mkdir(parents=True); (tmp_path / 'rm' / 'pairs' / 'state.json').write_text('{"_data_files": []}')
+    r = Run(tmp_path)
+    assert r.systems == [] and r.cells == [] and len(r.examples) == 8
+    parse(r._repr_html_())
+    with pytest.raises(ValueError, match='rm/pairs: cannot read'): r.rm_scores()
+    b = r.explore()
+    assert 'no system was evaluated' in b.view.value
+    assert 'unreadable' in b.figs['rm'].layout.annotations[0].text
