@@ -236,3 +236,13 @@ def test_partial_run_opens(tmp_path, demo):
     b = r.explore()
     assert 'no system was evaluated' in b.view.value
     assert 'unreadable' in b.figs['rm'].layout.annotations[0].text
+
+
+def test_reference_links_follow_rank():
+    v = ExampleView(_example(), '<think>As [1] shows, and item 2 too; [3] does not exist.</think><answer>a</answer>')
+    h = v.to_html()
+    refs = re.findall(r'<a href="#([^"]+)" class="prlm-span" data-method="reference" data-source="(\d+)"[^>]*>([^<]*)</a>', h)
+    assert [(int(s), t) for _, s, t in refs] == [(2, '[1]'), (1, 'item 2')]  # rank 1 is profile item 2, rank 2 is item 1
+    p = parse(h)
+    for x in p.hrefs: assert x[1:] in p.ids
+    assert v.profile_use['references'] == 2 and v.profile_use['profile_share'] == 0
