@@ -58,7 +58,9 @@ def parse():
     p.add_argument("--probe-tokens", type=int, default=128)
     p.add_argument("--steps", type=int, default=3, help="GRPO steps per config (first is warm-up)")
     p.add_argument("--budget-s", type=float, default=330, help="skip optional sections past this wall time")
-    p.add_argument("--sections", default="probe,defaults,recipe,compile,hfstatic")
+    p.add_argument("--sections", default="probe,defaults,recipe,compile,hfstatic",
+                   help="any of probe,defaults,recipe,compile,hfstatic,sweep (sweep: recipe+compile per --micro)")
+    p.add_argument("--micro", default="4,8,16", help="micro-batch sizes for the sweep section")
     p.add_argument("--out", default=os.environ.get("OUT") or tempfile.mkdtemp())
     a = p.parse_args()
     if a.tiny:
@@ -236,7 +238,7 @@ def run_grpo(a, name, trainer_cls, args_cls, kwargs, ds, tok):
     return res
 
 
-def section_grpo(a, R, which, compile=False):
+def section_grpo(a, R, which, compile=False, micro=None):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
     from prlm.rollout import FastRolloutConfig, FastRolloutGRPOTrainer, word_tokenizer, gpu_recipe
@@ -246,10 +248,12 @@ def section_grpo(a, R, which, compile=False):
         kw = dict(num_generations=a.num_generations)  # everything else: TRL's defaults
         r = run_grpo(a, "trl_defaults", GRPOTrainer, GRPOConfig, kw, ds, tok)
     else:
-        kw = gpu_recipe(num_generations=a.num_generations, max_completion_length=a.completion_len)
+        kw = gpu_recipe(num_generations=a.num_generations, max_completion_length=a.completion_len,
+                        **({"micro_batch": micro} if micro else {}))
         if a.tiny: kw.update(per_device_train_batch_size=8, steps_per_generation=2, gradient_accumulation_steps=2)
         kw.update(rollout_compile=compile, rollout_strict=False)
-        r = run_grpo(a, "prlm_recipe" + ("+compile" if compile else ""), FastRolloutGRPOTrainer, FastRolloutConfig, kw, ds, tok)
+        name = "prlm_recipe" + ("+compile" if compile else "") + (f"_micro{micro}" if micro else "")
+        r = run_grpo(a, name, FastRolloutGRPOTrainer, FastRolloutConfig, kw, ds, tok)
     R.setdefault("grpo", {})[r["config"]] = r
     log(r["config"], {k: v for k, v in r.items() if k not in ("steps", "gen_times")})
 
@@ -334,6 +338,10 @@ def main():
     pc, pg = R.get("probe", {}).get("prlm_graph_compile"), R.get("probe", {}).get("prlm_graph")
     if pc and pg and pc["ms_per_step"] < 0.9 * pg["ms_per_step"]:
         guarded("compile", lambda: section_grpo(a, R, "recipe", compile=True), need_s=0 if a.tiny else 80)
+
+    for mb in [int(x) for x in a.micro.split(",") if x]:
+        guarded("sweep", lambda: section_grpo(a, R, "recipe", compile=a.device.startswith("cuda"), micro=mb if not a.tiny else None),
+                need_s=0 if a.tiny else 60)
 
     def hf_static():
         m = fresh_model(a)

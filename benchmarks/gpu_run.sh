@@ -4,7 +4,7 @@
 # Installs what is missing into /tmp/site, runs benchmarks/bench_grpo_gpu.py unbuffered, tees logs into $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-$(mktemp -d)}; export OUT
+OUT=${OUT:-$(mktemp -d)}; export OUT; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PYTHON:-python3}
