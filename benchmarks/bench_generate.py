@@ -1,0 +1,69 @@
+#!/usr/bin/env python
+"""Batched vs one-prompt-at-a-time greedy generation with the embedded SmolLM2-135M-Instruct (CPU).
+
+Prompts: the first N queries of the embedded Debian dataset (`prlm.data.load_embedded`), as chat prompts asking
+for a one-line synopsis. Both runs use `prlm.models.generate` (batch_size=1 is plain one-prompt `model.generate`,
+no padding). Tokens/s counts generated tokens up to and including eos (padding after eos is not counted).
+Greedy outputs are compared row by row: fp differences from left padding can flip a near-tie argmax, so the
+share of identical completions is reported rather than asserted.
+
+Usage: python benchmarks/bench_generate.py [--quick] [--n 32] [--batch-size 16] [--max-new-tokens 48]
+"""
+import argparse, json, os, resource, sys, time
+os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+os.environ.setdefault('HF_DATASETS_OFFLINE', '1'); os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
+import torch
+from prlm.models import embedded_policy_path, load_policy, generate
+from prlm.data import load_embedded
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--quick', action='store_true', help='8 prompts, 16 new tokens (a smoke run)')
+    ap.add_argument('--n', type=int, default=32, help='number of prompts')
+    ap.add_argument('--batch-size', type=int, default=16)
+    ap.add_argument('--max-new-tokens', type=int, default=48)
+    ap.add_argument('--max-chars', type=int, default=600, help='truncate each description to this many characters')
+    ap.add_argument('--json', help='also write the results to this JSON file')
+    a = ap.parse_args(argv)
+    if a.quick: a.n, a.max_new_tokens, a.batch_size = 8, 16, 8
+
+    t0 = time.time(); path = embedded_policy_path(); t_path = time.time() - t0
+    t0 = time.time(); model, tok = load_policy(path); t_load = time.time() - t0
+    ds = load_embedded(subset='test').select(range(a.n))
+    prompts = [tok.apply_chat_template(
+        [{'role': 'user', 'content': 'Write a one-line synopsis for this Debian package description:\n' + q[:a.max_chars]}],
+        tokenize=False, add_generation_prompt=True) for q in ds['query']]
+    plen = [len(tok(p)['input_ids']) for p in prompts]
+    print(f"model {path} (path {t_path:.2f}s, load {t_load:.2f}s); {a.n} prompts, {min(plen)}-{max(plen)} tokens "
+          f"(mean {sum(plen)/len(plen):.0f}); max_new_tokens={a.max_new_tokens}; torch threads {torch.get_num_threads()}")
+
+    generate(model, tok, prompts[:1], batch_size=1, max_new_tokens=4, progress=False)  # warm-up
+    res = {}
+    for name, bs in [('one_by_one', 1), ('batched', a.batch_size)]:
+        st = {}; t0 = time.perf_counter()
+        outs = generate(model, tok, prompts, batch_size=bs, max_new_tokens=a.max_new_tokens, progress=False, stats=st)
+        wall = time.perf_counter() - t0
+        res[name] = dict(batch_size=bs, seconds=round(wall, 2), new_tokens=st['new_tokens'],
+                         tokens_per_s=round(st['new_tokens'] / wall, 1), outputs=outs)
+        print(f"{name:>10} (batch {bs:>2}): {st['new_tokens']} tokens in {wall:.1f}s = {st['new_tokens']/wall:.1f} tokens/s")
+    a1, b1 = res['one_by_one']['outputs'], res['batched']['outputs']
+    same = sum(x == y for x, y in zip(a1, b1))
+    ratio = res['batched']['tokens_per_s'] / res['one_by_one']['tokens_per_s']
+    print(f"speed-up batched / one-by-one: {ratio:.2f}x (target >= 4x)")
+    print(f"identical greedy completions: {same}/{len(a1)} ({100*same/len(a1):.0f}%)")
+    for i, (x, y) in enumerate(zip(a1, b1)):
+        if x != y: print(f"  mismatch #{i}:\n    one-by-one: {x!r}\n    batched:    {y!r}")
+    print(f"example: {b1[0]!r}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak:.0f} MB")
+    summary = dict(n=a.n, max_new_tokens=a.max_new_tokens, load_s=round(t_load, 2), ratio=round(ratio, 2),
+                   identical=same, peak_rss_mb=round(peak), **{k: {kk: vv for kk, vv in v.items() if kk != 'outputs'}
+                                                                for k, v in res.items()})
+    if a.json:
+        with open(a.json, 'w') as f: json.dump(summary, f, indent=2)
+    return summary
+
+
+if __name__ == '__main__':
+    main()

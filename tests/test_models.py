@@ -1,0 +1,70 @@
+"""prlm.models: resume after a real SIGKILL, torn cache lines, and loading checks that don't fit the notebook."""
+import json, os, signal, subprocess, sys, textwrap
+from pathlib import Path
+import pytest
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+from datasets import Dataset
+from prlm.models import tiny_policy, generate, generate_dataset, load_policy, embedded_encoder_path, load_encoder
+
+ROWS = 7
+
+def _ds(tok):
+    chat = lambda q: tok.apply_chat_template([{'role': 'user', 'content': q}], tokenize=False, add_generation_prompt=True)
+    return Dataset.from_dict(dict(id=[f"r{i}" for i in range(ROWS)], prompt=[chat(f"row {i} " + 'x ' * i) for i in range(ROWS)]))
+
+KW = dict(batch_size=2, max_new_tokens=5, do_sample=True, temperature=1.0, seed=7, progress=False)
+
+CHILD = textwrap.dedent('''
+    import os, signal, sys
+    sys.path.insert(0, {root!r})
+    from tests.test_models import _ds, KW
+    from prlm.models import tiny_policy, generate_dataset
+    m, t = tiny_policy()
+    def kill(n, total):
+        if n >= 4: os.kill(os.getpid(), signal.SIGKILL)
+    generate_dataset(_ds(t), m, t, {cache!r}, callback=kill, **KW)
+''')
+
+def test_resume_after_sigkill(tmp_path):
+    cache = tmp_path / 'gen.jsonl'
+    root = str(Path(__file__).resolve().parents[1])
+    p = subprocess.run([sys.executable, '-c', CHILD.format(root=root, cache=str(cache))], capture_output=True, text=True)
+    assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
+    done = [json.loads(l) for l in cache.read_text().splitlines()]
+    assert len(done) == 4  # two batches of 2 were flushed before the kill
+    with open(cache, 'a') as f: f.write('{"key": "torn')  # and a torn line, as a kill mid-write would leave
+    m, t = tiny_policy()
+    calls = []
+    orig = m.generate
+    m.generate = lambda *a, **k: (calls.append(k['input_ids'].shape[0]), orig(*a, **k))[1]
+    out = generate_dataset(_ds(t), m, t, cache, **KW)
+    assert calls == [2, 1]  # only the 3 missing rows
+    m.generate = orig
+    assert out['completion'] == generate(m, t, _ds(t)['prompt'], **KW)  # same as one uninterrupted run
+
+
+def test_generate_edge_cases():
+    m, t = tiny_policy()
+    assert generate(m, t, [], progress=False) == []
+    with pytest.raises(ValueError, match='row_seeds'): generate(m, t, ['a'], row_seeds=[1, 2], progress=False)
+    # a prompt already starting with bos gets no second bos; a plain one gets whatever the tokenizer adds
+    out = generate(m, t, [t.bos_token + 'user\nhi', 'hi'], max_new_tokens=3, progress=False)
+    assert len(out) == 2 and all(isinstance(o, str) for o in out)
+
+
+def test_generate_dataset_duplicate_ids(tmp_path):
+    m, t = tiny_policy()
+    ds = Dataset.from_dict(dict(id=['a', 'a'], prompt=['x', 'x']))
+    with pytest.raises(ValueError, match='duplicate'): generate_dataset(ds, m, t, tmp_path / 'c.jsonl', progress=False)
+
+
+def test_load_encoder_embedded_and_classifier():
+    enc, tok = load_encoder()
+    assert type(enc).__name__ == 'BertModel' and tok.padding_side == 'right'
+    cls, _ = load_encoder(str(embedded_encoder_path()), num_labels=1)
+    assert cls.config.num_labels == 1
+
+
+def test_missing_local_path_is_named(tmp_path):
+    with pytest.raises(OSError, match='nope'): load_policy(str(tmp_path / 'nope'))
