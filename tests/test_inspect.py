@@ -246,3 +246,15 @@ def test_reference_links_follow_rank():
     p = parse(h)
     for x in p.hrefs: assert x[1:] in p.ids
     assert v.profile_use['references'] == 2 and v.profile_use['profile_share'] == 0
+
+
+def test_report_section_and_profile_uses(demo):
+    from prlm.inspect import report_html
+    r = Run(demo)
+    pu = r.profile_uses('prlm')
+    assert len(pu) == 8 and pu[0]['profile_share'] >= pu[-1]['profile_share'] and pu[0]['profile_share'] > 0 and pu[-1]['profile_share'] == 0
+    h = report_html(demo, 'prlm')
+    p = parse(h)
+    assert 'uses the profile most' in h and 'uses the profile least' in h and h.count('class="prlm-example"') == 2
+    for x in p.hrefs: assert x[1:] in p.ids
+    assert 'no answers of nobody' in report_html(r, 'nobody')
