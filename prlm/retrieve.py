@@ -12,8 +12,8 @@ import pyarrow as pa, pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['TEXT_ONLY_TASKS', 'RETRIEVERS', 'BGE_QUERY_PREFIX', 'RETRIEVED_FEATURE', 'item_text', 'Retriever',
-           'register_retriever', 'get_retriever', 'NoneRetriever', 'RecencyRetriever', 'RandomRetriever',
+__all__ = ['TEXT_ONLY_TASKS', 'RETRIEVERS', 'BGE_QUERY_PREFIX', 'BGE_QUERY_PREFIX_ZH', 'RETRIEVED_FEATURE', 'item_text',
+           'Retriever', 'register_retriever', 'get_retriever', 'NoneRetriever', 'RecencyRetriever', 'RandomRetriever',
            'BM25Retriever', 'EmbeddingCache', 'DenseRetriever', 'retrieve_dataset', 'retrieved_items']
 
 # %% ../nbs/01_retrieve.ipynb #f5486a42
@@ -266,6 +266,7 @@ class BM25Retriever(Retriever):
 
 # %% ../nbs/01_retrieve.ipynb #88c9749d
 BGE_QUERY_PREFIX = 'Represent this sentence for searching relevant passages: '
+BGE_QUERY_PREFIX_ZH = '为这个句子生成表示以用于检索相关文章：'
 
 def _encoder_defaults(name:str, path:Path|None) -> dict:
     "Pooling, query prefix and max length an encoder expects (from its sentence-transformers files, else its name)."
@@ -276,9 +277,10 @@ def _encoder_defaults(name:str, path:Path|None) -> dict:
         pooling = 'cls' if cfg.get('pooling_mode_cls_token') else 'mean'
     if path is not None and (path/'sentence_bert_config.json').exists():
         max_len = json.loads((path/'sentence_bert_config.json').read_text()).get('max_seq_length', max_len)
-    if 'bge' in low:
+    if 'bge' in low:                                       # BAAI's bge family: CLS pooling
         pooling = 'cls'
-        if '-zh' not in low: prefix = BGE_QUERY_PREFIX
+        if '-en' in low: prefix = BGE_QUERY_PREFIX         # v1/v1.5 English models want the retrieval instruction
+        elif '-zh' in low: prefix = BGE_QUERY_PREFIX_ZH    # (bge-m3 and rerankers need none)
     return dict(pooling=pooling, query_prefix=prefix, max_length=max_len)
 
 # %% ../nbs/01_retrieve.ipynb #163ac55f
