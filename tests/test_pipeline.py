@@ -1,0 +1,103 @@
+"""End-to-end tests of `prlm run` on tiny random models and a handful of embedded queries.
+
+- invalid configs fail fast (before any model loads), naming the key path, with exit status 2;
+- a run killed with SIGKILL in the middle of GRPO resumes: finished stages are skipped, GRPO continues from its
+  checkpoint, the run completes and writes a self-contained report with the plotly figures;
+- a second `prlm run` on a finished run does nothing; `--overwrite evaluate` re-runs evaluate + report only,
+  and generations come from the cache.
+"""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest, yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PRLM = [str(Path(sys.executable).parent/'prlm')]  # the console script of this venv
+ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1',
+       'TOKENIZERS_PARALLELISM': 'false', 'PYTHONUNBUFFERED': '1'}
+
+def tiny_config(tmp_path, **changes):
+    "configs/tiny.yaml with `changes` merged in (one level deep), written into tmp_path."
+    cfg = yaml.safe_load((ROOT/'configs/tiny.yaml').read_text())
+    cfg['run_dir'] = str(tmp_path/'run')
+    for k, v in changes.items():
+        if isinstance(v, dict) and isinstance(cfg.get(k), dict): cfg[k].update(v)
+        else: cfg[k] = v
+    p = tmp_path/'config.yaml'; p.write_text(yaml.safe_dump(cfg))
+    return p
+
+def prlm(*args, timeout=600):
+    return subprocess.run(PRLM + [str(a) for a in args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+@pytest.mark.parametrize('changes,key', [
+    ({'grpo': {'learning_rate': 'fast'}}, 'grpo.learning_rate: expected float'),
+    ({'grpo': {'max_stepz': 3}}, 'grpo.max_stepz: unknown key'),
+    ({'retrieval': {'k': 'four'}}, 'retrieval.k: expected int'),
+    ({'retrieval': {'retriever': 'bm26'}}, 'retrieval.retriever'),
+    ({'eval': {'systems': ['prlm', 'gpt5']}}, 'eval.systems.1: unknown system'),
+    ({'rewards': {'rouge': 1.0, 'style': 1.0}}, 'rewards.style: unknown reward'),
+    ({'data': {'n_test': 0}}, 'data.n_test'),
+    ({'colour': 'red'}, 'colour: unknown key'),
+])
+def test_invalid_config_fails_fast(tmp_path, changes, key):
+    from prlm.pipeline import load_config, ConfigError
+    p = tiny_config(tmp_path, **changes)
+    with pytest.raises(ConfigError, match=key.replace('.', r'\.')): load_config(p)
+    assert not (tmp_path/'run').exists()  # nothing was created, no model was touched
+
+def test_cli_invalid_config_exit_code(tmp_path):
+    t0 = time.time()
+    r = prlm('run', tiny_config(tmp_path, grpo={'learning_rate': 'fast'}))
+    assert r.returncode == 2, r.stderr
+    assert 'grpo.learning_rate: expected float' in r.stderr
+    assert not (tmp_path/'run').exists()
+    assert time.time() - t0 < 60
+
+def _wait_for(pred, proc, timeout=300):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if pred(): return True
+        if proc.poll() is not None: return False
+        time.sleep(0.05)
+    return False
+
+def test_kill_and_resume_end_to_end(tmp_path):
+    cfgp = tiny_config(tmp_path)
+    run = tmp_path/'run'
+    # 1. start a run and SIGKILL it as soon as GRPO has written its first checkpoint
+    proc = subprocess.Popen(PRLM + ['run', str(cfgp)], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ckpt = lambda: any((run/'grpo').glob('checkpoint-*/trainer_state.json'))
+    hit = _wait_for(ckpt, proc)
+    os.kill(proc.pid, signal.SIGKILL); out1 = proc.communicate()[0]
+    assert hit, f"the run ended before GRPO checkpointed:\n{out1[-3000:]}"
+    assert proc.returncode == -signal.SIGKILL
+    done = {s: json.loads((run/f'stages/{s}.json').read_text()) for s in ('data', 'retrieve', 'pairs', 'rm')}
+    assert not (run/'stages/grpo.json').exists() and (run/'stages/grpo.started').exists()
+    # 2. the same command resumes: finished stages skipped, GRPO resumes from the checkpoint, the run completes
+    r = prlm('run', cfgp)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for s in done:
+        assert f'{s}: done' in r.stdout and 'skipped' in r.stdout
+        assert json.loads((run/f'stages/{s}.json').read_text())['nonce'] == done[s]['nonce']  # not re-run
+    assert 'grpo: resuming an interrupted run' in r.stdout
+    tr = json.loads((run/'grpo/train_result.json').read_text())
+    assert tr['resumed_from'] and tr['resumed_from'].startswith('checkpoint-')
+    assert tr['global_step'] == yaml.safe_load(cfgp.read_text())['grpo']['max_steps']
+    # 3. artifacts: report with inline plotly, results.json with the main table, LaMP-format predictions
+    html = (run/'report.html').read_text()
+    assert html.count('<script type="text/javascript">') >= 1 and 'Plotly.newPlot' in html
+    assert html.count('Plotly.newPlot') >= 4  # k (ROUGE-L, ROUGE-1), retriever, GRPO rewards
+    assert 'src="http' not in html            # self-contained: no CDN
+    res = json.loads((run/'results.json').read_text())
+    systems = yaml.safe_load(cfgp.read_text())['eval']['systems']
+    assert [r['system'] for r in res['main_table']] == systems
+    assert {d['baseline'] for d in res['deltas']} == set(systems) - {'prlm'}
+    assert res['reward_model'] and res['grpo']['log_history'] and res['versions']['trl']
+    for s in systems:
+        pred = json.loads((run/f'eval/predictions/{s}.json').read_text())
+        assert pred['task'] and len(pred['golds']) == res['main_table'][0]['n']
+    assert 'report:' in r.stdout and str(run/'report.html') in r.stdout
+    # 4. a finished run is a no-op; --overwrite evaluate re-runs only evaluate + report, all from the cache
+    r2 = prlm('run', cfgp, '--overwrite', 'evaluate')
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    assert 'grpo: done' in r2.stdout and 'evaluate: forced' in r2.stdout and 'report: config or upstream changed' in r2.stdout
+    assert ' 0 to generate' in r2.stdout and not any(f' {n} to generate' in r2.stdout for n in range(1, 100))
