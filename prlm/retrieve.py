@@ -209,7 +209,7 @@ class BM25Retriever(Retriever):
                  backend:str='prlm', # 'prlm' (exact BM25Okapi, batched) or 'bm25s' (its `method` variants, per profile)
                  method:str='lucene', # bm25s scoring variant when backend='bm25s': robertson, lucene, atire, bm25l, bm25+
                  task:str|None=None, # default task for `item_text`
-                 chunk_chars:int=50_000_000, # max characters of profile text tokenised in one go
+                 chunk_chars:int=20_000_000, # max characters of profile text tokenised in one go
                 ):
         super().__init__(task)
         if backend not in ('prlm', 'bm25s'): raise ValueError(f"backend must be 'prlm' or 'bm25s', got {backend!r}")
@@ -432,7 +432,7 @@ def retrieve_dataset(ds:datasets.Dataset, # rows with `query` and `profile` (and
                      retriever:Retriever|str, # a `Retriever` or its name
                      k:int|None=5, # items per query (None = rank the whole profile)
                      column:str='retrieved', # name of the added column (replaced if present)
-                     batch_size:int=2048, # rows per block
+                     batch_size:int=512, # rows per block (bounds memory: their profiles are materialised)
                      progress:bool=True, # show a progress bar
                     ) -> datasets.Dataset:
     "Add `column` = top-k `{'index', 'score'}` per row (best first)."
