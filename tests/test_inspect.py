@@ -155,6 +155,11 @@ def test_run_reads_demo(demo):
     assert tv.rewards['format_reward'] == 1.0 and tv.ex['id'] in r.examples  # matched by prompt (samples carry no id)
     parse(tv.to_html())
     parse(pair_html(r, 1))
+    sc = r.rm_scores()
+    assert len(sc) == 6 and all(s['i'] is not None and r.path for s in sc)  # held-out scores matched to pair rows by (id, negative)
+    import datasets
+    pairs = datasets.load_from_disk(str(Path(demo) / 'rm' / 'pairs'))
+    for s in sc: assert (pairs[s['i']]['id'], pairs[s['i']]['negative']) == (s['id'], s['negative'])
 
 
 def test_run_reads_real_evaluate_format(tmp_path, demo):
@@ -201,7 +206,8 @@ def test_browser_headless(demo):
     sc = b.figs['queries'].data[1]
     b._click_query(sc, pt(0)); assert b.w_query.value == sc.customdata[0]
     b._click_reward(b.figs['rewards'].data[0], pt(3)); assert 'GRPO step 4' in b.view.value and 'rewards (training sample)' in b.view.value
-    b._click_rm(b.figs['rm'].data[1], pt(2)); assert 'reward-model pair 2' in b.view.value
+    tr = b.figs['rm'].data[2]  # the second negative type
+    b._click_rm(tr, pt(1)); assert f'reward-model pair {tr.customdata[1]}: query' in b.view.value and 'rejected from user' in b.view.value
     # ordering by PrLM's gain / loss against the baseline
     b.w_user.value = '(all users)'
     d = {x['id']: x['delta'] for x in r.deltas('prlm', b.w_base.value)}
