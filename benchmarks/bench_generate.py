@@ -7,7 +7,12 @@ no padding). Tokens/s counts generated tokens up to and including eos (padding a
 Greedy outputs are compared row by row: fp differences from left padding can flip a near-tie argmax, so the
 share of identical completions is reported rather than asserted.
 
-Usage: python benchmarks/bench_generate.py [--quick] [--n 32] [--batch-size 16] [--max-new-tokens 48]
+To stay fair on a machine shared with other jobs, the prompts are split into `--rounds` chunks and each chunk is
+run one-by-one and then batched, so that load changes hit both sides alike. `--breakdown` also times prefill alone
+(max_new_tokens=1), which batching cannot speed up much: it bounds the end-to-end ratio (Amdahl).
+
+Usage: python benchmarks/bench_generate.py [--quick] [--n 32] [--batch-size 16] [--max-new-tokens 64] [--rounds 2]
+                                           [--threads N] [--breakdown] [--json out.json]
 """
 import argparse, json, os, resource, sys, time
 os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
@@ -22,11 +27,15 @@ def main(argv=None):
     ap.add_argument('--quick', action='store_true', help='8 prompts, 16 new tokens (a smoke run)')
     ap.add_argument('--n', type=int, default=32, help='number of prompts')
     ap.add_argument('--batch-size', type=int, default=16)
-    ap.add_argument('--max-new-tokens', type=int, default=48)
+    ap.add_argument('--max-new-tokens', type=int, default=64)
+    ap.add_argument('--rounds', type=int, default=2, help='interleave one-by-one and batched runs over this many chunks')
+    ap.add_argument('--threads', type=int, help='torch.set_num_threads (default: torch default)')
+    ap.add_argument('--breakdown', action='store_true', help='also time prefill only (max_new_tokens=1)')
     ap.add_argument('--max-chars', type=int, default=600, help='truncate each description to this many characters')
     ap.add_argument('--json', help='also write the results to this JSON file')
     a = ap.parse_args(argv)
-    if a.quick: a.n, a.max_new_tokens, a.batch_size = 8, 16, 8
+    if a.quick: a.n, a.max_new_tokens, a.batch_size, a.rounds = 8, 16, 8, 1
+    if a.threads: torch.set_num_threads(a.threads)
 
     t0 = time.time(); path = embedded_policy_path(); t_path = time.time() - t0
     t0 = time.time(); model, tok = load_policy(path); t_load = time.time() - t0
@@ -39,18 +48,30 @@ def main(argv=None):
           f"(mean {sum(plen)/len(plen):.0f}); max_new_tokens={a.max_new_tokens}; torch threads {torch.get_num_threads()}")
 
     generate(model, tok, prompts[:1], batch_size=1, max_new_tokens=4, progress=False)  # warm-up
-    res = {}
-    for name, bs in [('one_by_one', 1), ('batched', a.batch_size)]:
-        st = {}; t0 = time.perf_counter()
-        outs = generate(model, tok, prompts, batch_size=bs, max_new_tokens=a.max_new_tokens, progress=False, stats=st)
-        wall = time.perf_counter() - t0
-        res[name] = dict(batch_size=bs, seconds=round(wall, 2), new_tokens=st['new_tokens'],
-                         tokens_per_s=round(st['new_tokens'] / wall, 1), outputs=outs)
-        print(f"{name:>10} (batch {bs:>2}): {st['new_tokens']} tokens in {wall:.1f}s = {st['new_tokens']/wall:.1f} tokens/s")
+    res = {name: dict(batch_size=bs, seconds=0.0, new_tokens=0, outputs=[]) for name, bs in [('one_by_one', 1), ('batched', a.batch_size)]}
+    chunk = -(-a.n // a.rounds)
+    for r in range(0, a.n, chunk):
+        for name, v in res.items():
+            st = {}; t0 = time.perf_counter()
+            v['outputs'] += generate(model, tok, prompts[r:r+chunk], batch_size=v['batch_size'], max_new_tokens=a.max_new_tokens,
+                                     progress=False, stats=st)
+            v['seconds'] += time.perf_counter() - t0; v['new_tokens'] += st['new_tokens']
+    for name, v in res.items():
+        v['tokens_per_s'] = round(v['new_tokens'] / v['seconds'], 2); v['seconds'] = round(v['seconds'], 2)
+        print(f"{name:>10} (batch {v['batch_size']:>2}): {v['new_tokens']} tokens in {v['seconds']:.1f}s = {v['tokens_per_s']:.2f} tokens/s")
+    if a.breakdown:
+        for name, v in res.items():
+            t0 = time.perf_counter()
+            generate(model, tok, prompts, batch_size=v['batch_size'], max_new_tokens=1, progress=False)
+            v['prefill_seconds'] = round(time.perf_counter() - t0, 2)
+            v['decode_tokens_per_s'] = round(v['new_tokens'] / max(1e-9, v['seconds'] - v['prefill_seconds']), 2)
+            print(f"{name:>10}: prefill (1 token each) {v['prefill_seconds']:.1f}s; decode-only {v['decode_tokens_per_s']:.2f} tokens/s")
     a1, b1 = res['one_by_one']['outputs'], res['batched']['outputs']
     same = sum(x == y for x, y in zip(a1, b1))
     ratio = res['batched']['tokens_per_s'] / res['one_by_one']['tokens_per_s']
     print(f"speed-up batched / one-by-one: {ratio:.2f}x (target >= 4x)")
+    if a.breakdown:
+        print(f"decode-only speed-up: {res['batched']['decode_tokens_per_s'] / res['one_by_one']['decode_tokens_per_s']:.2f}x")
     print(f"identical greedy completions: {same}/{len(a1)} ({100*same/len(a1):.0f}%)")
     for i, (x, y) in enumerate(zip(a1, b1)):
         if x != y: print(f"  mismatch #{i}:\n    one-by-one: {x!r}\n    batched:    {y!r}")
