@@ -264,3 +264,17 @@ def test_report_section_and_profile_uses(demo):
     assert 'uses the profile most' in h and 'uses the profile least' in h and h.count('class="prlm-example"') == 2
     for x in p.hrefs: assert x[1:] in p.ids
     assert 'no answers of nobody' in report_html(r, 'nobody')
+
+
+def test_browser_switches_runs(tmp_path, demo):
+    from prlm.inspect import find_runs
+    import shutil; shutil.copytree(demo, tmp_path / 'runs' / 'a')
+    write_demo_run(tmp_path / 'runs' / 'b', n=3, grpo=False, rm=False)
+    runs = find_runs(tmp_path)
+    assert [p.name for p in runs] == ['a', 'b']
+    b = Browser(runs)
+    assert [o[0] for o in b.w_run.options] == ['a', 'b'] and len(b.w_query.options) == 8
+    b.w_run.value = 1
+    assert len(b.w_query.options) == 3 and 'no GRPO log' in b.figs['rewards'].layout.annotations[0].text
+    assert f"query <code>{b.w_query.value}</code>" in b.view.value
+    with pytest.raises(ValueError, match='at least one run'): Browser([])
