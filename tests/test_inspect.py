@@ -74,14 +74,15 @@ def test_escaping_of_user_text_everywhere():
     assert '<script>' not in h and '<b>bold</b>' not in h and '<ui>' not in h and '<converter>' not in h and '<me>' not in h
     assert '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;' in h  # in the query and the trace
     assert 'bulk image resizer &amp; &lt;converter&gt;' in h  # the gold
-    assert 'fast bulk image resizer &amp;amp; &lt;b&gt;x&lt;/b&gt;' in h  # the answer is shown as written, not interpreted
+    assert '&amp;amp; &lt;b&gt;x&lt;/b&gt;' in h and '<b>x</b>' not in h  # the answer is shown as written, not interpreted
     assert 'u &quot;quoted&quot; &amp; &lt;me&gt;' in h and 'sys&lt;&amp;&gt;' in h
     # attribute values: ids are slugs, titles are escaped
     assert re.search(r'id="[A-Za-z0-9_-]+"', h)
     parse(h)
     h2 = SystemsView({'a<': v, 'b&': ExampleView(_example(), 'plain & <i>answer</i>', system='b&')})._repr_html_()
     assert '<i>answer</i>' not in h2 and 'plain &amp; &lt;i&gt;answer&lt;/i&gt;' in h2 and 'a&lt;' in h2
-    parse(h2)
+    p2 = parse(h2)
+    assert p2.hrefs and all(x[1:] in p2.ids for x in p2.hrefs)  # spans of every system link to the shared item list
 
 
 def test_query_copy_is_not_profile_use():
@@ -147,8 +148,11 @@ def test_run_reads_demo(demo):
     with pytest.raises(ValueError, match='no evaluated cell'): r.use_cell('dense', 9)
     h = example_html(demo, q, 'prlm'); parse(h)
     assert '2500 items in profile' in h or len(r.examples[q]['profile']) != 2500
-    h = example_html(demo, q, None); parse(h)
+    for qq in r.examples:
+        h = example_html(demo, qq, None); p = parse(h)
+        for x in p.hrefs: assert x[1:] in p.ids, f"dangling {x} in the side-by-side view of {qq}"
     for s in ('zero_shot', 'rag', 'reason', 'prlm'): assert f'>{s}</div>' in h
+    assert any('class="prlm-span"' in example_html(demo, qq, None) for qq in r.examples)
     h = Run(demo)._repr_html_(); parse(h)
     assert 'PrLM vs rag' in h
     tv = r.training_example(0)
