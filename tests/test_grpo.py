@@ -113,7 +113,7 @@ def test_resume_after_sigkill(tiny, tmp_path):
 @pytest.mark.slow
 def test_two_process_accelerate_run(tiny, tmp_path):
     "accelerate launch, 2 CPU processes (gloo): the run completes and both ranks took part."
-    cfg = _cfg(tiny, per_device_train_batch_size=2)  # 2 per rank x 2 ranks = one group of 4
+    cfg = _cfg(tiny, per_device_train_batch_size=2, gradient_accumulation_steps=1)  # 2 per rank x 2 ranks = one group of 4
     (tmp_path / 'c.yaml').write_text(yaml.safe_dump(cfg.to_dict()))
     cmd = [str(Path(sys.executable).parent / 'accelerate'), 'launch', '--config_file', str(ROOT / 'configs/accelerate/ddp_cpu.yaml'),
            '--num_processes', '2', '--main_process_port', str(_free_port()), '-m', 'prlm.grpo',
