@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 # %% auto #0
 __all__ = ['GRPO_PRESETS', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_FUNCS', 'RESUMABLE', 'DataConfig', 'RetrievalConfig',
            'PolicyConfig', 'RewardModelConfig', 'EvalConfig', 'RunConfig', 'ConfigError', 'check_config', 'load_config',
-           'policy_path', 'encoder_path', 'RunDir', 'fingerprint', 'set_threads', 'stage_data', 'stage_retrieve',
-           'stage_pairs', 'stage_rm', 'grpo_config', 'stage_grpo', 'stage_evaluate', 'package_versions',
-           'read_log_history', 'fig_rewards', 'build_results', 'render_report', 'report_examples', 'stage_report',
-           'stale_stages', 'run_stage', 'prepare_run', 'run_pipeline', 'summary']
+           'policy_path', 'encoder_path', 'RunDir', 'fingerprint', 'set_threads', 'release_memory', 'stage_data',
+           'stage_retrieve', 'stage_pairs', 'stage_rm', 'grpo_config', 'stage_grpo', 'stage_evaluate',
+           'package_versions', 'read_log_history', 'fig_rewards', 'build_results', 'render_report', 'report_examples',
+           'stage_report', 'stale_stages', 'run_stage', 'prepare_run', 'run_pipeline', 'summary']
 
 # %% ../nbs/10_pipeline.ipynb #0bc9e057
 class _S(BaseModel): model_config = ConfigDict(extra='forbid', validate_default=True)
@@ -298,6 +298,13 @@ def set_threads(cfg):
     if cfg.threads:
         import torch
         torch.set_num_threads(cfg.threads)
+
+def release_memory():
+    "Free what a finished stage held: collect garbage and hand freed heap back to the OS (glibc `malloc_trim`), so stages run in one process do not stack their peaks."
+    import gc, ctypes
+    gc.collect()
+    try: ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError): pass
 
 def _quiet_datasets():
     "datasets' own per-save/per-map bars drown the stage log; prlm's long loops keep their tqdm bars."
@@ -597,6 +604,7 @@ def run_stage(cfg:RunConfig, run:RunDir, stage:str, force:bool=False)->dict:
     try: info = STAGE_FUNCS[stage](cfg, run)
     except BaseException:
         _log(f"{head}: FAILED after {time.time()-t0:.0f}s; re-run the same command to resume"); raise
+    finally: release_memory()
     rec = run.mark_done(stage, fp, time.time()-t0, **(info or {}))
     started.unlink(missing_ok=True)
     _log(f"{head}: done in {rec['seconds']:.0f}s")

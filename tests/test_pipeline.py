@@ -74,14 +74,15 @@ def test_kill_and_resume_end_to_end(tmp_path):
     assert not (run/'stages/grpo.json').exists() and (run/'stages/grpo.started').exists()
     # 2. the same command resumes: finished stages skipped, GRPO resumes from the checkpoint, the run completes
     r = prlm('run', cfgp)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    log = f"\n--- killed run:\n{out1[-2000:]}\n--- resumed run:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    assert r.returncode == 0, log
     for s in done:
-        assert f'{s}: done' in r.stdout and 'skipped' in r.stdout
-        assert json.loads((run/f'stages/{s}.json').read_text())['nonce'] == done[s]['nonce']  # not re-run
-    assert 'grpo: resuming an interrupted run' in r.stdout
+        assert f'{s}: done' in r.stdout and 'skipped' in r.stdout, log
+        assert json.loads((run/f'stages/{s}.json').read_text())['nonce'] == done[s]['nonce'], log  # not re-run
+    assert 'grpo: resuming an interrupted run' in r.stdout, log
     tr = json.loads((run/'grpo/train_result.json').read_text())
-    assert tr['resumed_from'] and tr['resumed_from'].startswith('checkpoint-')
-    assert tr['global_step'] == yaml.safe_load(cfgp.read_text())['grpo']['max_steps']
+    assert tr['resumed_from'] and tr['resumed_from'].startswith('checkpoint-'), (tr, log)
+    assert tr['global_step'] == yaml.safe_load(cfgp.read_text())['grpo']['max_steps'], (tr, log)
     # 3. artifacts: report with inline plotly, results.json with the main table, LaMP-format predictions
     html = (run/'report.html').read_text()
     assert html.count('plotly.js v') >= 1 and len(html) > 3_000_000  # plotly.js inlined (once)...
@@ -98,6 +99,7 @@ def test_kill_and_resume_end_to_end(tmp_path):
     assert 'report:' in r.stdout and str(run/'report.html') in r.stdout
     # 4. a finished run is a no-op; --overwrite evaluate re-runs only evaluate + report, all from the cache
     r2 = prlm('run', cfgp, '--overwrite', 'evaluate')
-    assert r2.returncode == 0, r2.stderr[-3000:]
-    assert 'grpo: done' in r2.stdout and 'evaluate: forced' in r2.stdout and 'report: config or upstream changed' in r2.stdout
-    assert ' 0 to generate' in r2.stdout and not any(f' {n} to generate' in r2.stdout for n in range(1, 100))
+    log2 = r2.stdout[-3000:] + r2.stderr[-3000:]
+    assert r2.returncode == 0, log2
+    assert 'grpo: done' in r2.stdout and 'evaluate: forced' in r2.stdout and 'report: config or upstream changed' in r2.stdout, log2
+    assert ' 0 to generate' in r2.stdout and not any(f' {n} to generate' in r2.stdout for n in range(1, 100)), log2
