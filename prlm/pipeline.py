@@ -502,7 +502,7 @@ def _table(rows:list, cols:list=None)->str:
     if not rows: return '<p><i>none</i></p>'
     df = pd.DataFrame(rows)
     if cols: df = df[[c for c in cols if c in df.columns]]
-    return df.to_html(index=False, escape=True, float_format=lambda x: f'{x:.4f}')
+    return df.to_html(index=False, escape=True, float_format=lambda x: f'{x:.4g}')
 
 def _verdict(deltas:list)->str:
     out = []
