@@ -22,7 +22,8 @@ def _directives(src):
 
 def _output_text(out):
     "The best text form of one saved output, or None."
-    if out.get('output_type') == 'stream': return ''.join(out['text']), 'text'
+    if out.get('output_type') == 'stream':  # progress bars and warnings (stderr) are not part of the lesson
+        return (''.join(out['text']), 'text') if out.get('name') == 'stdout' else (None, None)
     data = out.get('data', {})
     if 'text/markdown' in data: return ''.join(data['text/markdown']), 'md'
     if 'text/plain' in data and 'text/html' not in data: return ''.join(data['text/plain']), 'text'
