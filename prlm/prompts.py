@@ -9,17 +9,18 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 # %% auto #0
-__all__ = ['SYSTEM_PROMPT', 'REASON_INSTRUCTION', 'TEMPLATES', 'TaskPrompt', 'labelled', 'PromptTemplate', 'get_template',
-           'prompt_items', 'apply_chat', 'count_tokens', 'truncate_tokens', 'waterfill', 'build_prompt', 'add_prompts',
-           'clean_answer', 'parse_completion', 'extract_answer']
+__all__ = ['SYSTEM_PROMPT', 'REASON_INSTRUCTION', 'EXAMPLE_ANSWERS', 'TEMPLATES', 'TaskPrompt', 'labelled', 'PromptTemplate',
+           'get_template', 'prompt_items', 'apply_chat', 'count_tokens', 'truncate_tokens', 'waterfill', 'build_prompt',
+           'add_prompts', 'clean_answer', 'opens_think', 'parse_completion', 'extract_answer']
 
 # %% ../nbs/02_prompts.ipynb #d0404b10
 SYSTEM_PROMPT = (
     "You are a personalized writing assistant. You are shown items from one user's history (their profile) and a new "
-    "request from the same user. First think about what the profile reveals about this user's preferences and style "
-    "and how it applies to the request, inside <think> </think>. Then write only the final output for the request, "
-    "in the user's style, inside <answer> </answer>.")
+    "request from the same user. First write ONE short sentence about this user's style inside <think> </think>, then "
+    "write only the final output for the request, in the user's style, inside <answer> </answer>. Example: "
+    "<think>The user writes short, plain, lowercase phrases.</think><answer>simple tool to resize photos</answer>")
 REASON_INSTRUCTION = "Reason about this user inside <think> </think>, then give only the final output inside <answer> </answer>."
+EXAMPLE_ANSWERS = ("simple tool to resize photos",)  # answers the prompts show as examples: `prlm.rewards` treats a copy as a placeholder
 
 # %% ../nbs/02_prompts.ipynb #75eacc03
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class PromptTemplate:
     use_profile: bool = True  # False: never show profile items (zero-shot)
     reasoning: bool = False  # True: the model is asked for <think>/<answer>
     doc: str = ''
+    prefill: str = ''  # text the assistant turn starts with, after the chat template (e.g. '<think>')
 
     def for_task(self, task: str | None) -> TaskPrompt:
         "The entry for `task` (the 'default' entry for tasks not listed)."
@@ -103,11 +105,12 @@ class PromptTemplate:
         ex = dict(text='TEXT', output='OUTPUT', date=None)
         rows = '\n'.join(f"| {t} | `{self.for_task(t).render_item(ex, 1).strip()!r}` |" for t in self.tasks)
         sysl = f"system prompt: *{self.system}*" if self.system else "no system prompt"
-        return (f"**{self.name}**: {self.doc} ({sysl}; profile: {self.use_profile}; reasoning: {self.reasoning})\n\n"
+        return (f"**{self.name}**: {self.doc} ({sysl}; profile: {self.use_profile}; reasoning: {self.reasoning}{'; assistant turn prefilled with `' + self.prefill + '`' if self.prefill else ''})\n\n"
                 f"| task | one item |\n|---|---|\n{rows}")
 
 TEMPLATES: dict[str, PromptTemplate] = {
-    'prlm': PromptTemplate('prlm', _PRLM, SYSTEM_PROMPT, True, True, "PrLM: profile items, then the request; reason, then answer"),
+    'prlm': PromptTemplate('prlm', _PRLM, SYSTEM_PROMPT, True, True, "PrLM: profile items, then the request; reason, then answer",
+                           prefill='<think>'),
     'rag': PromptTemplate('rag', _RAG, None, True, False, "LaMP's retrieval-augmented prompt, no reasoning"),
     'zero_shot': PromptTemplate('zero_shot', {'default': TaskPrompt('', empty='{input}')}, None, False, False,
                                 "LaMP's input alone: no profile, no reasoning"),
@@ -142,15 +145,16 @@ def prompt_items(example: Mapping, # a record with `profile` and (optionally) `r
 def apply_chat(tokenizer, # a tokenizer (or None)
                user: str, # the user message
                system: str | None = None, # the system prompt, if any
+               prefill: str = '', # appended after the generation prompt: the start of the model's turn
               ) -> str:
     "The final prompt string: chat template applied when the tokenizer has one, else plain text."
     if tokenizer is None or not getattr(tokenizer, 'chat_template', None):
-        return f"{system}\n\n{user}" if system else user
+        return (f"{system}\n\n{user}" if system else user) + (f"\n{prefill}" if prefill else '')
     msgs = ([{'role': 'system', 'content': system}] if system else []) + [{'role': 'user', 'content': user}]
-    try: return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    try: return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) + prefill
     except Exception:
         if not system: raise
-        return tokenizer.apply_chat_template([{'role': 'user', 'content': f"{system}\n\n{user}"}], tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template([{'role': 'user', 'content': f"{system}\n\n{user}"}], tokenize=False, add_generation_prompt=True) + prefill
 
 # %% ../nbs/02_prompts.ipynb #c465e48b
 def count_tokens(tokenizer, text: str) -> int:
@@ -244,7 +248,7 @@ def build_prompt(example: Mapping, # a record: task, input, profile (+ retrieved
         raise KeyError(f"example {example.get('id')!r} has no string 'input' field")
     tp = tpl.for_task(example.get('task'))
     items = prompt_items(example, k) if tpl.use_profile else []
-    render = lambda its, inp: apply_chat(tokenizer, tp.render(its, inp), tpl.system)
+    render = lambda its, inp: apply_chat(tokenizer, tp.render(its, inp), tpl.system, tpl.prefill)
     if tokenizer is not None and isinstance(getattr(tokenizer, 'deprecation_warnings', None), dict):
         # we tokenize whole profiles on purpose to measure them: silence "sequence longer than model_max_length"
         tokenizer.deprecation_warnings['sequence-length-is-longer-than-the-specified-maximum'] = True
@@ -298,10 +302,16 @@ def clean_answer(text: str) -> str:
     return s
 
 # %% ../nbs/02_prompts.ipynb #115c3fbe
+def opens_think(prompt) -> bool:
+    "Does `prompt` end inside an open `<think>` (a prefilled reasoning block)?"
+    return isinstance(prompt, str) and bool(re.search(r'<think>\s*$', prompt, re.I))
+
 def parse_completion(completion: str | None, # a generated completion
+                     prompt: str | None = None, # its prompt: when it ends with `<think>`, the completion starts inside the reasoning
                     ) -> dict:
     "Split a completion into `think` (reasoning), `answer` (see the rules above) and `well_formed` (bool)."
     c = completion if isinstance(completion, str) else ''
+    if opens_think(prompt) and not c.lstrip().lower().startswith('<think>'): c = '<think>' + c
     closes = list(_CLOSE_T.finditer(c))
     if closes:
         before, after = c[:closes[-1].start()], c[closes[-1].end():]
@@ -320,6 +330,7 @@ def parse_completion(completion: str | None, # a generated completion
     return dict(think=re.sub(_TAG, ' ', think, flags=re.I).strip(), answer=ans, well_formed=bool(_WELL.fullmatch(c)) and bool(ans))
 
 def extract_answer(completion: str | None, # a generated completion
+                   prompt: str | None = None, # its prompt (pass it for templates with a `prefill`, e.g. `prlm`)
                   ) -> str:
     "The answer of a completion: only text after the reasoning closes; '' when there is none. Never raises."
-    return parse_completion(completion)['answer']
+    return parse_completion(completion, prompt)['answer']

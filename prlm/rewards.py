@@ -46,9 +46,12 @@ def _fallback_extract_answer(text: str) -> str:
     ans = m[-1] if m else after
     return re.sub(r'</?(think|answer)>', '', ans, flags=re.I).strip()
 
-def extract(completion: Any) -> str:
+def extract(completion: Any, prompt: Any = None) -> str:
     "The answer in a completion (via `prlm.prompts.extract_answer`); '' when there is none; never raises."
     text = completion_text(completion)
+    try:  # a prompt ending in `<think>` (prlm's template, R1's chat template): the completion starts inside the reasoning,
+        if prompt is not None and _open_think(prompt) and not text.lstrip().lower().startswith('<think>'): text = '<think>' + text
+    except Exception: pass  # so reasoning that never closes has no answer (and gets the guard), as with an explicit <think>
     try:
         from prlm.prompts import extract_answer
     except Exception: extract_answer = _fallback_extract_answer
@@ -151,7 +154,7 @@ def rouge_reward(prompts=None, completions=None, target=None, **kwargs) -> list[
     "ROUGE-1+2+L F of each extracted answer vs `target`; `GUARD_PENALTY` for empty/placeholder answers; None without a target."
     completions = list(completions or []); n = len(completions)
     targets, queries = _col(dict(t=target), 't', n), _col(kwargs, 'query', n)
-    answers = [extract(c) for c in completions]
+    answers = [extract(c, p) for c, p in zip(completions, _col(dict(p=prompts), 'p', n))]
     out: list[float | None] = [None] * n
     todo = []
     for i, (a, t, q) in enumerate(zip(answers, targets, queries)):
@@ -210,7 +213,7 @@ def _personalization_call(self, prompts=None, completions=None, **kwargs) -> lis
     queries = [q if isinstance(q, str) else (i if isinstance(i, str) else completion_text(p))
                for q, i, p in zip(_col(kwargs, 'query', n), _col(kwargs, 'input', n), _col(dict(p=prompts), 'p', n))]
     profiles = _col(kwargs, 'profile', n)
-    answers = [extract(c) for c in completions]
+    answers = [extract(c, p) for c, p in zip(completions, _col(dict(p=prompts), 'p', n))]
     out: list[float | None] = [None] * n
     todo = [i for i in range(n) if not is_placeholder(answers[i], queries[i])]
     for i in set(range(n)) - set(todo): out[i] = self.penalty

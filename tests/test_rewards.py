@@ -102,3 +102,21 @@ def test_no_reward_ever_raises(comps, target, prompt):
         assert len(out) == n
         assert all(v is None or (isinstance(v, float) and math.isfinite(v)) for v in out), (f, out)
 
+
+
+def test_prlm_prompt_prefill_and_example_copy():
+    "The `prlm` template opens <think> in the prompt: a completion without it is fully formatted; copying the prompt's example answer is a placeholder."
+    from prlm.prompts import build_prompt, EXAMPLE_ANSWERS
+    p = build_prompt(dict(id='q', task='LaMP-5', input='Write a title for: we study X.'), 'prlm')
+    assert p.rstrip().endswith('<think>')
+    good = 'The user likes short titles.</think><answer>Sparse retrieval revisited</answer>'
+    assert format_reward(prompts=[p], completions=[good]) == [1.0]
+    assert rouge_reward(prompts=[p], completions=[good], target=[TARGET])[0] > 2.9
+    copy = f'The user likes short titles.</think><answer>{EXAMPLE_ANSWERS[0].title()}.</answer>'
+    assert rouge_reward(prompts=[p], completions=[copy], target=[TARGET]) == [GUARD_PENALTY]
+    assert _pr()(prompts=[p], completions=[copy], query=['Write a title for: we study X.']) == [GUARD_PENALTY]
+    # the prefilled <think> counts: reasoning that never closes has no answer, whatever text it holds
+    open_only = 'The user likes short titles: Sparse retrieval revisited'
+    assert extract(open_only) == open_only and extract(open_only, p) == ''
+    assert rouge_reward(prompts=[p], completions=[open_only], target=[TARGET]) == [GUARD_PENALTY]
+    assert rouge_reward(prompts=['no prefill'], completions=[open_only], target=[TARGET])[0] > 0
