@@ -119,12 +119,12 @@ def _paper(cls, **kw) -> GRPOStageConfig:
         max_completion_length=768, gradient_checkpointing=True, save_steps=50), **kw)
 
 def _demo_cpu(cls, **kw) -> GRPOStageConfig:
-    "The embedded SmolLM2-135M + LoRA on CPU: 1 prompt x 4 completions x 32 new tokens per step."
+    "The embedded SmolLM2-135M + LoRA on CPU: 1 prompt x 4 completions x 48 new tokens per step."
     return cls.from_dict(dict(model='embedded', dtype='float32', bf16=False, use_lora=True, lora_r=16, lora_alpha=32,
         lora_dropout=0.0, num_generations=4, per_device_train_batch_size=2, gradient_accumulation_steps=2,  # 1 prompt x 4 per step, 2 at a time: -1.8 GB peak
         learning_rate=1e-4, lr_scheduler_type='constant',
         max_steps=40, max_prompts=None, beta=0.04, temperature=0.7, max_prompt_tokens=512,
-        max_completion_length=32, save_steps=10, gradient_checkpointing=False), **kw)
+        max_completion_length=48, save_steps=10, gradient_checkpointing=False), **kw)
 
 def _h100(cls, **kw) -> GRPOStageConfig:
     "The paper's recipe laid out for one H100 (fast generation; values refined by measurement)."
