@@ -376,7 +376,8 @@ def evaluate_systems(test_ds,                       # held-out queries (shared s
             spec = SYSTEMS[s]
             if spec.llm:
                 comps = [completions[s, p] for p in prompts[s, r, k]]
-                preds = [extract_answer(c) for c in comps]
+                # the prompt tells whether the model's turn opened inside <think> (prefill): same reading as in training
+                preds = [extract_answer(c, p) for c, p in zip(comps, prompts[s, r, k])]
             elif s == 'copy_top1': comps, preds = None, [copy_top1(e) for e in by_ret[r].select_columns(['profile', 'retrieved'])]
             else: comps, preds = None, [first_words(q) for q in test_ds['query']]
             sc = score_predictions(preds, golds, n_boot=n_boot, seed=seed)
