@@ -32,20 +32,21 @@ def main(argv=None):
     ap.add_argument('--threads', type=int, help='torch.set_num_threads (default: torch default)')
     ap.add_argument('--breakdown', action='store_true', help='also time prefill only (max_new_tokens=1)')
     ap.add_argument('--max-chars', type=int, default=600, help='truncate each description to this many characters')
+    ap.add_argument('--dtype', default='float32', help="policy dtype: float32 or bfloat16 (bf16 matmuls use AMX where the CPU has it)")
     ap.add_argument('--json', help='also write the results to this JSON file')
     a = ap.parse_args(argv)
     if a.quick: a.n, a.max_new_tokens, a.batch_size, a.rounds = 8, 16, 8, 1
     if a.threads: torch.set_num_threads(a.threads)
 
     t0 = time.time(); path = embedded_policy_path(); t_path = time.time() - t0
-    t0 = time.time(); model, tok = load_policy(path); t_load = time.time() - t0
+    t0 = time.time(); model, tok = load_policy(path, dtype=a.dtype); t_load = time.time() - t0
     ds = load_embedded(subset='test').select(range(a.n))
     prompts = [tok.apply_chat_template(
         [{'role': 'user', 'content': 'Write a one-line synopsis for this Debian package description:\n' + q[:a.max_chars]}],
         tokenize=False, add_generation_prompt=True) for q in ds['query']]
     plen = [len(tok(p)['input_ids']) for p in prompts]
     print(f"model {path} (path {t_path:.2f}s, load {t_load:.2f}s); {a.n} prompts, {min(plen)}-{max(plen)} tokens "
-          f"(mean {sum(plen)/len(plen):.0f}); max_new_tokens={a.max_new_tokens}; torch threads {torch.get_num_threads()}")
+          f"(mean {sum(plen)/len(plen):.0f}); max_new_tokens={a.max_new_tokens}; torch threads {torch.get_num_threads()}; dtype {a.dtype}")
 
     generate(model, tok, prompts[:1], batch_size=1, max_new_tokens=4, progress=False)  # warm-up
     res = {name: dict(batch_size=bs, seconds=0.0, new_tokens=0, outputs=[]) for name, bs in [('one_by_one', 1), ('batched', a.batch_size)]}

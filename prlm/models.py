@@ -16,8 +16,8 @@ from transformers import (AutoModelForCausalLM, AutoModel, AutoModelForSequenceC
 
 # %% auto #0
 __all__ = ['SMOLLM2_GGUF', 'prlm_cache', 'embedded_gguf', 'embedded_policy_path', 'embedded_tokenizer_path',
-           'embedded_encoder_path', 'prepare_tokenizer', 'load_policy', 'load_encoder', 'tiny_policy', 'tiny_encoder',
-           'GumbelSampler', 'generate', 'generate_dataset']
+           'embedded_encoder_path', 'cpu_has_bf16', 'cpu_dtype', 'prepare_tokenizer', 'load_policy', 'load_encoder',
+           'tiny_policy', 'tiny_encoder', 'GumbelSampler', 'generate', 'generate_dataset']
 
 # %% ../nbs/04_models.ipynb #695d469c
 def _package_dir(pkg:str # importable name of a pip package
@@ -113,9 +113,24 @@ def embedded_encoder_path() -> Path:
     return p
 
 # %% ../nbs/04_models.ipynb #f78e20a0
+def cpu_has_bf16() -> bool:
+    "Does this CPU run bf16 matrix products natively (AMX tiles or AVX512-BF16, i.e. Sapphire Rapids / Zen 4 on)?"
+    try: return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError: return False  # an older torch without the probes: assume not
+
+def cpu_dtype() -> torch.dtype:
+    "The policy dtype on CPU: `$PRLM_CPU_DTYPE` if set, else bf16 where the CPU has native bf16, else fp32."
+    name = os.environ.get('PRLM_CPU_DTYPE', '').strip()
+    if name:
+        if name not in ('float32', 'bfloat16', 'float16'): raise ValueError(f"PRLM_CPU_DTYPE={name!r}: use float32, bfloat16 or float16")
+        return getattr(torch, name)
+    return torch.bfloat16 if cpu_has_bf16() else torch.float32
+
 def _resolve_dtype(dtype, device):
-    if dtype is None: return 'auto' if str(device).startswith('cuda') else torch.float32
-    return getattr(torch, dtype) if isinstance(dtype, str) and dtype != 'auto' else dtype
+    "None/'auto': the checkpoint's dtype on GPU, `cpu_dtype()` on CPU; a name or a torch dtype as given."
+    cuda = str(device).startswith('cuda')
+    if dtype is None or dtype == 'auto': return 'auto' if cuda else cpu_dtype()
+    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 def _default_device(device): return device or ('cuda' if torch.cuda.is_available() else 'cpu')
 
@@ -127,7 +142,7 @@ def prepare_tokenizer(tok, padding_side='left'):
 
 # %% ../nbs/04_models.ipynb #9bb86bd5
 def load_policy(name_or_path:str='embedded', # 'embedded', a hub id, or a local folder
-                dtype=None, # torch dtype or its name; default fp32 on CPU, the checkpoint's dtype on GPU
+                dtype=None, # torch dtype or its name; None/'auto': `cpu_dtype()` on CPU, the checkpoint's dtype on GPU
                 device=None, # default: cuda if available else cpu
                 trust_remote_code:bool=False, # run model code from the hub? off by default
                ):
@@ -150,6 +165,7 @@ def load_encoder(name_or_path:str='embedded', # 'embedded' (all-MiniLM-L6-v2), a
     "Load an encoder (for dense retrieval, or with a classification head for a reward model) and its tokenizer."
     path = embedded_encoder_path() if name_or_path == 'embedded' else name_or_path
     device = _default_device(device)
+    if dtype is None and not str(device).startswith('cuda'): dtype = torch.float32  # encoders are fine-tuned in full: fp32 weights
     kw = dict(dtype=_resolve_dtype(dtype, device), use_safetensors=True, trust_remote_code=trust_remote_code)
     if num_labels is None: model = AutoModel.from_pretrained(path, **kw)
     else: model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, **kw)
@@ -301,7 +317,7 @@ def generate_dataset(ds, # a `datasets.Dataset` with a prompt column (and an `id
     if bad: raise TypeError(f"`{prompt_column}` of row id {bad[0]!r} is not a string")
     defaults = dict(max_new_tokens=64, do_sample=False, temperature=0.7, top_p=1.0, seed=0)
     settings = {**defaults, **{k: v for k, v in gen_kw.items() if k in defaults},
-                'model': str(getattr(model, 'name_or_path', type(model).__name__))}
+                'model': str(getattr(model, 'name_or_path', type(model).__name__)), 'dtype': str(getattr(model, 'dtype', ''))}
     if not settings['do_sample']: settings = {k: v for k, v in settings.items() if k not in ('temperature', 'top_p', 'seed')}
     keys = [_gen_key(i, p, settings) for i, p in zip(ids, prompts)]
     if len(set(keys)) < len(keys): raise ValueError(f"duplicate (id, prompt) rows in the dataset: ids must be unique")

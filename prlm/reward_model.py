@@ -94,19 +94,23 @@ def build_pairs(ds, # training rows in the shared schema, with `retrieved` (see 
         d = Dataset.from_dict(dict(id=list(ds['id']), prompt=prompts))
         return generate_dataset(d, model, tokenizer, cache_dir/f"{name}.jsonl", **gen_kw)['completion']
     rows = list(ds)
-    chosen_c = gen(f'chosen_{tpl}', [P(ex, tpl, k) for ex in rows])
-    rejected = {}
-    if 'no_profile' in negatives: rejected['no_profile'] = (gen(f'no_profile_{no_profile_template}', [P(ex, no_profile_template, 0) for ex in rows]), [None]*len(rows))
+    chosen_p = [P(ex, tpl, k) for ex in rows]
+    chosen_c = gen(f'chosen_{tpl}', chosen_p)
+    rejected = {}  # negative -> (completions, other user ids, prompts)
+    if 'no_profile' in negatives:
+        np_p = [P(ex, no_profile_template, 0) for ex in rows]
+        rejected['no_profile'] = (gen(f'no_profile_{no_profile_template}', np_p), [None]*len(rows), np_p)
     if 'other_user' in negatives:
         users = list(ds['user_id'])
         oth = [_other_user_example(ds, i, users, seed, retriever, k) for i in range(len(rows))]
-        rejected['other_user'] = (gen(f'other_user_{tpl}_s{seed}', [P(ex, tpl, k) for ex in oth]), [o['other_user_id'] for o in oth])
+        ou_p = [P(ex, tpl, k) for ex in oth]
+        rejected['other_user'] = (gen(f'other_user_{tpl}_s{seed}', ou_p), [o['other_user_id'] for o in oth], ou_p)
     if tmp is not None: tmp.cleanup()
     out, st = [], dict(queries=len(rows), kept={}, dropped={})
-    for neg, (rej_c, other_ids) in rejected.items():
+    for neg, (rej_c, other_ids, rej_p) in rejected.items():
         kept, dropped = 0, Counter()
-        for ex, cc, rc, ou in zip(rows, chosen_c, rej_c, other_ids):
-            ca, ra = extract_answer(cc), extract_answer(rc)
+        for ex, cc, rc, ou, cp, rp in zip(rows, chosen_c, rej_c, other_ids, chosen_p, rej_p):
+            ca, ra = extract_answer(cc, cp), extract_answer(rc, rp)  # with the prompt: a prefilled <think> counts as open
             why = pair_problem(ca, ra)
             if why: dropped[why] += 1; continue
             kept += 1

@@ -1,0 +1,98 @@
+#!/usr/bin/env python
+"""GRPO seconds per step on CPU with the embedded SmolLM2-135M-Instruct + LoRA: fp32 (the old demo recipe) vs bf16.
+
+Workload (issue 5's target): 1 prompt x 4 completions x `--new-tokens` new tokens per optimizer step, real PrLM
+prompts (embedded Debian train queries, BM25 top-k profile items, `prlm` template, `--prompt-tokens` budget), the
+rouge + format rewards (the personalization reward adds one MiniLM forward of 4 texts per step; left out so the
+numbers isolate the policy). Each variant trains `--steps` optimizer steps with TRL's `GRPOTrainer` via
+`prlm.grpo.train_grpo`; the first step (warm-up: kernel selection, allocator) is excluded from the timed mean.
+Variants run one after another in this process so they share the machine's state; s/step comes from the
+per-step log timestamps, CPU s/step from the process CPU time. Peak RSS is the process peak so far (monotone).
+
+bf16 weights matter on CPUs with AMX/AVX512-BF16 (Sapphire Rapids and later): bf16 GEMMs run ~4x faster than
+fp32 there (`python benchmarks/bench_grpo_cpu.py --gemm` prints the measured GFLOPS of both).
+
+Usage: python benchmarks/bench_grpo_cpu.py [--steps 5] [--new-tokens 32] [--prompt-tokens 256] [--variants fp32,bf16,preset]
+                                           [--threads N] [--json out.json]
+"""
+import argparse, json, os, resource, sys, tempfile, time
+os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+os.environ.setdefault('HF_DATASETS_OFFLINE', '1'); os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
+import torch
+
+VARIANTS = {  # name -> GRPOStageConfig overrides on top of the demo_cpu preset
+    'fp32': dict(dtype='float32', bf16=False, merge_lora_generation=False),   # the preset before bf16 (old demo_cpu)
+    'bf16': dict(dtype='bfloat16', bf16=True, merge_lora_generation=False),   # bf16 weights + autocast only
+    'preset': dict(),                                                          # demo_cpu as shipped (auto dtype, merged-LoRA generation)
+    'preset_nokl': dict(beta=0.0),                                             # ... without the KL term (no reference forward)
+}
+
+def gemm_gflops(dtype, m=1024, k=576, n=1536, reps=30):
+    a, w = torch.randn(m, k, dtype=dtype), torch.randn(n, k, dtype=dtype)
+    for _ in range(3): torch.nn.functional.linear(a, w)
+    t = time.perf_counter()
+    for _ in range(reps): torch.nn.functional.linear(a, w)
+    return 2 * m * k * n * reps / (time.perf_counter() - t) / 1e9
+
+def train_data(tok, n, k, prompt_tokens):
+    from prlm.data import load_embedded
+    from prlm.retrieve import retrieve_dataset, get_retriever
+    from prlm.prompts import add_prompts
+    ds = load_embedded(split='time', subset='train').select(range(n))
+    ds = retrieve_dataset(ds, get_retriever('bm25'), k)
+    return add_prompts(ds, tok, template='prlm', max_prompt_tokens=prompt_tokens, k=k)
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--steps', type=int, default=5, help='optimizer steps per variant (the first is warm-up)')
+    ap.add_argument('--new-tokens', type=int, default=32)
+    ap.add_argument('--prompt-tokens', type=int, default=256, help='prompt token budget (the demo config uses 256)')
+    ap.add_argument('--k', type=int, default=4, help='retrieved profile items per prompt')
+    ap.add_argument('--variants', default='fp32,bf16,preset,preset_nokl')
+    ap.add_argument('--threads', type=int, help='torch.set_num_threads (default: torch default = cores)')
+    ap.add_argument('--gemm', action='store_true', help='also print fp32 vs bf16 GEMM GFLOPS')
+    ap.add_argument('--json', help='also write the results to this JSON file')
+    a = ap.parse_args(argv)
+    if a.threads: torch.set_num_threads(a.threads)
+    from prlm.grpo import GRPOStageConfig, train_grpo, read_jsonl
+    from prlm.models import load_policy
+    amx = torch.backends.cpu.get_cpu_capability()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability {amx}")
+    res = dict(workload=dict(prompts_per_step=1, completions_per_step=4, new_tokens=a.new_tokens,
+                             prompt_tokens=a.prompt_tokens, k=a.k, steps=a.steps), variants={})
+    if a.gemm:
+        res['gemm_gflops'] = {str(d).split('.')[-1]: round(gemm_gflops(d), 1) for d in (torch.float32, torch.bfloat16)}
+        print('GEMM GFLOPS (1024x576 @ 576x1536):', res['gemm_gflops'])
+    _, tok = load_policy('embedded')
+    ds = train_data(tok, 4 * a.steps, a.k, a.prompt_tokens)
+    plen = [len(tok(p, add_special_tokens=False)['input_ids']) for p in ds['prompt']]
+    print(f"{len(ds)} prompts, {min(plen)}-{max(plen)} tokens (mean {sum(plen)/len(plen):.0f})")
+    for name in a.variants.split(','):
+        cfg = GRPOStageConfig.demo_cpu(max_steps=a.steps, save_steps=10**6, max_completion_length=a.new_tokens,
+                                       max_prompt_tokens=a.prompt_tokens, rewards={'rouge': 1.0, 'format': 0.1},
+                                       log_samples=0, **VARIANTS[name])
+        with tempfile.TemporaryDirectory() as d:
+            c0 = time.process_time(); t0 = time.time()
+            train_grpo(ds, cfg, d, resume=False)
+            wall = time.time() - t0; cpu = time.process_time() - c0
+            logs = [r for r in read_jsonl(f'{d}/log_history.jsonl') if 'loss' in r or 'reward' in r]
+        ts = [r['time'] for r in logs]
+        timed = [t1 - t0_ for t0_, t1 in zip(ts, ts[1:])]  # step 2..N (step 1 = warm-up, ends at ts[0])
+        v = dict(s_per_step=round(sum(timed) / len(timed), 2), s_per_step_each=[round(x, 2) for x in timed],
+                 first_step_s=round(ts[0] - t0, 2), wall_s=round(wall, 1), cpu_s=round(cpu, 1),
+                 peak_rss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+                 completion_length=round(sum(r.get('completions/mean_length', 0) for r in logs) / len(logs), 1))
+        res['variants'][name] = v
+        print(f"{name:>5}: {v['s_per_step']:.2f} s/step (steps 2..{a.steps}: {v['s_per_step_each']}), first step "
+              f"{v['first_step_s']} s incl. load, mean completion {v['completion_length']} tokens, peak RSS {v['peak_rss_gb']} GB",
+              flush=True)
+    for name, v in res['variants'].items():
+        if name != 'fp32' and 'fp32' in res['variants']:
+            v['speedup_vs_fp32'] = round(res['variants']['fp32']['s_per_step'] / v['s_per_step'], 2)
+            print(f"{name} vs fp32: {v['speedup_vs_fp32']:.2f}x faster per step ({v['s_per_step']:.2f} s/step; target <= 8)")
+    if a.json:
+        with open(a.json, 'w') as f: json.dump(res, f, indent=2)
+    return res
+
+if __name__ == '__main__':
+    main()
