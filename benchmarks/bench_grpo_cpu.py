@@ -28,11 +28,14 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMER
 os.environ.setdefault('HF_DATASETS_OFFLINE', '1'); os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 import torch
 
-VARIANTS = {  # name -> GRPOStageConfig overrides on top of the demo_cpu preset
-    'fp32': dict(dtype='float32', bf16=False, merge_lora_generation=False),   # the preset before bf16 (old demo_cpu)
-    'bf16': dict(dtype='bfloat16', bf16=True, merge_lora_generation=False),   # bf16 weights + autocast only
-    'preset': dict(),                                                          # demo_cpu as shipped (auto dtype, merged-LoRA generation)
-    'preset_nokl': dict(beta=0.0),                                             # ... without the KL term (no reference forward)
+VARIANTS = {  # name -> GRPOStageConfig overrides on top of the demo_cpu preset (bf16 auto, merged-LoRA generation, no KL)
+    # results/grpo_cpu_idle2core_xeon-emr.json predates the preset's final form: its 'preset' = 'bf16_kl_merged' here,
+    # its 'preset_nokl' = 'preset', its 'bf16' = 'bf16_kl'; results/..._preset.json: its 'preset' = 'preset_unmerged'.
+    'fp32': dict(dtype='float32', bf16=False, beta=0.04, merge_lora_generation=False),   # the old demo_cpu
+    'bf16_kl': dict(dtype='bfloat16', bf16=True, beta=0.04, merge_lora_generation=False),
+    'bf16_kl_merged': dict(dtype='bfloat16', bf16=True, beta=0.04),
+    'preset': dict(),                                                        # demo_cpu as shipped
+    'preset_unmerged': dict(merge_lora_generation=False),                   # ... without merged-LoRA generation
 }
 
 def gemm_gflops(dtype, m=1024, k=576, n=1536, reps=30):
@@ -88,7 +91,7 @@ def main(argv=None):
     ap.add_argument('--new-tokens', type=int, default=32)
     ap.add_argument('--prompt-tokens', type=int, default=256, help='prompt token budget (the demo config uses 256)')
     ap.add_argument('--k', type=int, default=4, help='retrieved profile items per prompt')
-    ap.add_argument('--variants', default='fp32,bf16,preset,preset_nokl')
+    ap.add_argument('--variants', default='fp32,bf16_kl,preset')
     ap.add_argument('--threads', type=int, help='torch.set_num_threads (default: torch default = cores)')
     ap.add_argument('--gemm', action='store_true', help='also print fp32 vs bf16 GEMM GFLOPS')
     ap.add_argument('--random-init', metavar='DIR', help='random weights from the config + tokenizer in DIR (see above)')
