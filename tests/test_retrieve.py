@@ -4,7 +4,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMER
 import numpy as np, pytest, datasets
 from hypothesis import given, settings, strategies as st, HealthCheck
 from rank_bm25 import BM25Okapi
-from prlm.retrieve import (get_retriever, retrieve_dataset, retrieved_items, item_text, DenseRetriever, _split_arrow,
+from prlm.retrieve import (get_retriever, retrieve_dataset, retrieved_items, item_text, DenseRetriever, _split_arrow, _count_terms, numba,
                            RETRIEVERS)
 
 
@@ -163,3 +163,53 @@ def test_bm25s_backend_runs():
 
 def test_registry_complete():
     assert set(RETRIEVERS) >= {'bm25', 'dense', 'recency', 'random', 'none'}
+
+
+needs_numba = pytest.mark.skipif(numba is None, reason='numba not installed (the Arrow engine is used)')
+
+
+@needs_numba
+def test_compiled_split_matches_str_split_on_every_code_point():
+    import sys as _s
+    cps = [c for c in range(_s.maxunicode + 1) if not 0xD800 <= c < 0xE000]
+    probe = ['a' + chr(c) + 'b' for c in cps] + [chr(c) for c in cps] + [chr(c) + 'xy' + chr(c) for c in cps]
+    length = _count_terms(probe)[3]
+    expected = np.array([len(p.split()) for p in probe])
+    assert (length == expected).all(), [repr(probe[i]) for i in np.flatnonzero(length != expected)[:10]]
+
+
+@needs_numba
+def test_compiled_term_counts_exact_on_long_and_similar_tokens():
+    "Tokens of every length 1..40 that share prefixes/suffixes, NUL bytes, non-ASCII: ids and tfs equal a Counter's."
+    from collections import Counter
+    rng = np.random.default_rng(0)
+    alphabet = list('ab\x00é名') + ['x' * 8]
+    vocab = sorted({''.join(rng.choice(alphabet, n)) for n in range(1, 41) for _ in range(30)} | {'a' * n for n in range(1, 41)})
+    texts = [' '.join(rng.choice(vocab, rng.integers(0, 60))) for _ in range(400)] + ['', '  \t']
+    st, term, tf, length, n_terms = _count_terms(texts)
+    seen = {}                                          # term id -> the token string it stands for (must be one-to-one)
+    for i, t in enumerate(texts):
+        toks = t.split()
+        assert length[i] == len(toks)
+        got = {}
+        for p in range(st[i], st[i + 1]): got[int(term[p])] = int(tf[p])
+        c = Counter(toks)
+        assert sorted(got.values()) == sorted(c.values())
+        first = list(dict.fromkeys(toks))               # pairs are in first-occurrence order
+        for tok, tid in zip(first, term[st[i]:st[i + 1]]):
+            assert seen.setdefault(int(tid), tok) == tok and got[int(tid)] == c[tok]
+    assert len(set(seen.values())) == len(seen) == n_terms
+
+
+@needs_numba
+@settings(max_examples=60, deadline=None)
+@given(docs=st.lists(doc_st, min_size=0, max_size=20), query=texts_st, k=st.integers(0, 8))
+def test_compiled_engine_equals_arrow_engine(docs, query, k):
+    prof = _items(docs)
+    a = get_retriever('bm25', compiled=True).retrieve_batch([query, 'the a'], [prof, prof[:3]], k=k)
+    b = get_retriever('bm25', compiled=False).retrieve_batch([query, 'the a'], [prof, prof[:3]], k=k)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose([r['score'] for r in x], [r['score'] for r in y], rtol=1e-9, atol=1e-12)
+        sx, sy = {r['index'] for r in x}, {r['index'] for r in y}
+        kth = min([r['score'] for r in y], default=0)
+        assert all(abs(r['score'] - kth) < 1e-9 for r in x + y if r['index'] in sx ^ sy)
