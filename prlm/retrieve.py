@@ -363,6 +363,9 @@ def _nb_okapi(start, term, tf, length, n_terms, prows, poff, qrows, qgroup, k1, 
     for q in range(n_q): g = qgroup[q]; qoff[q + 1] = qoff[q] + poff[g + 1] - poff[g]
     out = np.zeros(qoff[-1], np.float64)
     df = np.zeros(n_terms, np.int64); qw = np.zeros(n_terms, np.float64); touched = np.empty(n_terms, np.int64)
+    n_max = 0
+    for g in range(poff.size - 1): n_max = max(n_max, poff[g + 1] - poff[g])
+    hist = np.zeros(n_max + 1, np.int64)             # how many terms have each df
     q = 0
     for g in range(poff.size - 1):
         n = poff[g + 1] - poff[g]
@@ -374,9 +377,10 @@ def _nb_okapi(start, term, tf, length, n_terms, prows, poff, qrows, qgroup, k1, 
                 if df[u] == 0: touched[nt] = u; nt += 1
                 df[u] += 1
         if nt > 0:
-            s = 0.0
-            for x in range(nt):
-                d = df[touched[x]]; s += np.log(n - d + 0.5) - np.log(d + 0.5)
+            for x in range(nt): hist[df[touched[x]]] += 1
+            s = 0.0                                  # sum of idf over the vocabulary: one log per distinct df value
+            for d in range(1, n + 1):
+                if hist[d]: s += hist[d] * (np.log(n - d + 0.5) - np.log(d + 0.5)); hist[d] = 0
             floor = eps * (s / nt)                   # epsilon times the mean idf over the profile's vocabulary
             avgdl = tot / n
             while q < n_q and qgroup[q] == g:
@@ -467,13 +471,18 @@ class BM25Retriever(Retriever):
                 out[r] = _top_k(_okapi_scores(index, len(pr), tc.term[a:b], tc.tf[a:b], tc.n_terms), k)
 
     def _score_chunk_nb(self, chunk, docs, queries, k, out):
-        pos = {}                                        # distinct text -> row in the chunk's term counts
-        prows = [np.fromiter((pos.setdefault(t, len(pos)) for t in docs[rows[0]]), np.int64, len(docs[rows[0]])) for rows in chunk]
-        qrows = np.fromiter((pos.setdefault(queries[r], len(pos)) for rows in chunk for r in rows), np.int64)
+        texts = [t for rows in chunk for t in docs[rows[0]]]            # the profiles' texts, then the queries
+        n_prof = len(texts)
+        texts += [queries[r] for rows in chunk for r in rows]
+        distinct = dict.fromkeys(texts)                                  # each distinct text is counted once
+        if len(distinct) == len(texts): rows_all = np.arange(len(texts))
+        else:
+            row = {t: i for i, t in enumerate(distinct)}
+            rows_all = np.fromiter(map(row.__getitem__, texts), np.int64, len(texts)); texts = list(distinct)
+        poff = np.zeros(len(chunk) + 1, np.int64); np.cumsum([len(docs[rows[0]]) for rows in chunk], out=poff[1:])
         qgroup = np.repeat(np.arange(len(chunk)), [len(rows) for rows in chunk])
-        poff = np.zeros(len(chunk) + 1, np.int64); np.cumsum([len(p) for p in prows], out=poff[1:])
-        st, term, tf, length, n_terms = _count_terms(list(pos))
-        scores, qoff = _nb_okapi(st, term, tf, length, n_terms, np.concatenate(prows), poff, qrows, qgroup,
+        st, term, tf, length, n_terms = _count_terms(texts)
+        scores, qoff = _nb_okapi(st, term, tf, length, n_terms, rows_all[:n_prof], poff, rows_all[n_prof:], qgroup,
                                  float(self.k1), float(self.b), float(self.epsilon))
         q = 0
         for rows in chunk:
