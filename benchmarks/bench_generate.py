@@ -2,8 +2,9 @@
 """Batched vs one-prompt-at-a-time greedy generation with the embedded SmolLM2-135M-Instruct (CPU).
 
 Prompts: the first N queries of the embedded Debian dataset (`prlm.data.load_embedded`), as chat prompts asking
-for a one-line synopsis. Both runs use `prlm.models.generate` (batch_size=1 is plain one-prompt `model.generate`,
-no padding). Tokens/s counts generated tokens up to and including eos (padding after eos is not counted).
+for a one-line synopsis. Both runs use `prlm.models.generate`: one-by-one is engine='padded' with batch_size=1 (plain
+one-prompt `model.generate`, no padding); batched uses `--engine` (default 'auto': continuous batching for greedy on
+CPU; `--padded` also times the left-padded `model.generate` batches in the same interleaved rounds). Tokens/s counts generated tokens up to and including eos (padding after eos is not counted).
 Greedy outputs are compared row by row: fp differences from left padding can flip a near-tie argmax, so the
 share of identical completions is reported rather than asserted.
 
@@ -33,6 +34,8 @@ def main(argv=None):
     ap.add_argument('--breakdown', action='store_true', help='also time prefill only (max_new_tokens=1)')
     ap.add_argument('--max-chars', type=int, default=600, help='truncate each description to this many characters')
     ap.add_argument('--dtype', default='float32', help="policy dtype: float32 or bfloat16 (bf16 matmuls use AMX where the CPU has it)")
+    ap.add_argument('--engine', default='auto', help="batched engine: auto, continuous or padded")
+    ap.add_argument('--padded', action='store_true', help="also time engine='padded' batches (same batch size)")
     ap.add_argument('--json', help='also write the results to this JSON file')
     a = ap.parse_args(argv)
     if a.quick: a.n, a.max_new_tokens, a.batch_size, a.rounds = 8, 16, 8, 1
@@ -48,27 +51,32 @@ def main(argv=None):
     print(f"model {path} (path {t_path:.2f}s, load {t_load:.2f}s); {a.n} prompts, {min(plen)}-{max(plen)} tokens "
           f"(mean {sum(plen)/len(plen):.0f}); max_new_tokens={a.max_new_tokens}; torch threads {torch.get_num_threads()}; dtype {a.dtype}")
 
-    generate(model, tok, prompts[:1], batch_size=1, max_new_tokens=4, progress=False)  # warm-up
-    res = {name: dict(batch_size=bs, seconds=0.0, new_tokens=0, outputs=[]) for name, bs in [('one_by_one', 1), ('batched', a.batch_size)]}
+    sides = [('one_by_one', 1, 'padded'), ('batched', a.batch_size, a.engine)] + ([('padded', a.batch_size, 'padded')] if a.padded else [])
+    for _, _, eng in sides: generate(model, tok, prompts[:2], batch_size=2, max_new_tokens=4, progress=False, engine=eng)  # warm-up
+    res = {name: dict(batch_size=bs, engine=eng, seconds=0.0, new_tokens=0, outputs=[]) for name, bs, eng in sides}
     chunk = -(-a.n // a.rounds)
     for r in range(0, a.n, chunk):
         for name, v in res.items():
             st = {}; t0 = time.perf_counter()
             v['outputs'] += generate(model, tok, prompts[r:r+chunk], batch_size=v['batch_size'], max_new_tokens=a.max_new_tokens,
-                                     progress=False, stats=st)
+                                     progress=False, stats=st, engine=v['engine'])
             v['seconds'] += time.perf_counter() - t0; v['new_tokens'] += st['new_tokens']
     for name, v in res.items():
         v['tokens_per_s'] = round(v['new_tokens'] / v['seconds'], 2); v['seconds'] = round(v['seconds'], 2)
-        print(f"{name:>10} (batch {v['batch_size']:>2}): {v['new_tokens']} tokens in {v['seconds']:.1f}s = {v['tokens_per_s']:.2f} tokens/s")
+        print(f"{name:>10} (batch {v['batch_size']:>2}, {v['engine']}): {v['new_tokens']} tokens in {v['seconds']:.1f}s = {v['tokens_per_s']:.2f} tokens/s")
     if a.breakdown:
         for name, v in res.items():
             t0 = time.perf_counter()
-            generate(model, tok, prompts, batch_size=v['batch_size'], max_new_tokens=1, progress=False)
+            generate(model, tok, prompts, batch_size=v['batch_size'], max_new_tokens=1, progress=False, engine=v['engine'])
             v['prefill_seconds'] = round(time.perf_counter() - t0, 2)
             v['decode_tokens_per_s'] = round(v['new_tokens'] / max(1e-9, v['seconds'] - v['prefill_seconds']), 2)
             print(f"{name:>10}: prefill (1 token each) {v['prefill_seconds']:.1f}s; decode-only {v['decode_tokens_per_s']:.2f} tokens/s")
     a1, b1 = res['one_by_one']['outputs'], res['batched']['outputs']
     same = sum(x == y for x, y in zip(a1, b1))
+    if a.padded:
+        res['padded']['identical'] = sum(x == y for x, y in zip(a1, res['padded']['outputs']))
+        print(f"padded batches: {res['padded']['tokens_per_s'] / res['one_by_one']['tokens_per_s']:.2f}x one-by-one, "
+              f"identical greedy completions {res['padded']['identical']}/{len(a1)}")
     ratio = res['batched']['tokens_per_s'] / res['one_by_one']['tokens_per_s']
     print(f"speed-up batched / one-by-one: {ratio:.2f}x (target >= 4x)")
     if a.breakdown:
@@ -79,7 +87,7 @@ def main(argv=None):
     print(f"example: {b1[0]!r}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MB")
-    summary = dict(n=a.n, max_new_tokens=a.max_new_tokens, load_s=round(t_load, 2), ratio=round(ratio, 2),
+    summary = dict(n=a.n, max_new_tokens=a.max_new_tokens, dtype=a.dtype, threads=torch.get_num_threads(), load_s=round(t_load, 2), ratio=round(ratio, 2),
                    identical=same, peak_rss_mb=round(peak), **{k: {kk: vv for kk, vv in v.items() if kk != 'outputs'}
                                                                 for k, v in res.items()})
     if a.json:

@@ -4,10 +4,11 @@
 
 # %% ../nbs/04_models.ipynb #9c1d5e43
 from __future__ import annotations
-import os, json, time, hashlib, shutil, tempfile, copy, importlib.util
+import os, json, time, hashlib, shutil, tempfile, copy, importlib.util, contextlib
 from pathlib import Path
 from collections import Counter
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 from filelock import FileLock
 from transformers import (AutoModelForCausalLM, AutoModel, AutoModelForSequenceClassification, AutoTokenizer,
@@ -17,7 +18,7 @@ from transformers import (AutoModelForCausalLM, AutoModel, AutoModelForSequenceC
 # %% auto #0
 __all__ = ['SMOLLM2_GGUF', 'prlm_cache', 'embedded_gguf', 'embedded_policy_path', 'embedded_tokenizer_path',
            'embedded_encoder_path', 'cpu_has_bf16', 'cpu_dtype', 'prepare_tokenizer', 'load_policy', 'load_encoder',
-           'tiny_policy', 'tiny_encoder', 'GumbelSampler', 'generate', 'generate_dataset']
+           'tiny_policy', 'tiny_encoder', 'GumbelSampler', 'varlen_attention', 'generate', 'generate_dataset']
 
 # %% ../nbs/04_models.ipynb #695d469c
 def _package_dir(pkg:str # importable name of a pip package
@@ -233,11 +234,77 @@ def _eos_ids(model, tokenizer):
     if tokenizer.eos_token_id is not None: ids.add(tokenizer.eos_token_id)
     return sorted(ids)
 
+# %% ../nbs/04_models.ipynb #varlencode
+def _varlen_sdpa(orig):
+    "Wrap an `sdpa` attention function: packed (continuous-batching) calls attend per sequence, others pass through."
+    def fn(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kw):
+        cq, ck = kw.get('cu_seq_lens_q'), kw.get('cu_seq_lens_k')
+        if (cq is None or not torch.is_tensor(ck) or query.shape[0] != 1 or dropout or kw.get('position_bias') is not None
+                or getattr(module, 'sliding_window', None) or query.shape[1] % key.shape[1]):
+            return orig(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kw)
+        H, Hkv, D = query.shape[1], key.shape[1], query.shape[-1]; G = H // Hkv
+        out = query.new_empty(query.shape[2], H, value.shape[-1])  # (tokens, heads, dim), as sdpa_attention_forward
+        for qs, qe, ks, ke in zip(cq[:-1].tolist(), cq[1:].tolist(), ck[:-1].tolist(), ck[1:].tolist()):
+            n, L = qe - qs, ke - ks
+            if n == 0: continue  # padding sequence
+            q, k, v = query[:, :, qs:qe], key[:, :, ks:ke], value[:, :, ks:ke]
+            if n == 1:  # decode: the G query heads of a KV head become G query rows; no repeat_kv, no mask
+                out[qs] = F.scaled_dot_product_attention(q.reshape(1, Hkv, G, D), k, v, scale=scaling).reshape(H, -1)
+            else:  # (chunked) prefill: causal, aligned to the end of the keys
+                if G > 1: k, v = (x.repeat_interleave(G, dim=1) for x in (k, v))
+                mask = None if n == L else torch.ones(n, L, dtype=torch.bool, device=q.device).tril(L - n)
+                o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=n == L, scale=scaling)
+                out[qs:qe] = o[0].transpose(0, 1)
+        return out.unsqueeze(0), None
+    fn._prlm_varlen = True
+    return fn
+
+@contextlib.contextmanager
+def varlen_attention():
+    "Inside the block, packed `sdpa` calls of continuous batching attend per sequence (see `_varlen_sdpa`)."
+    from transformers.modeling_utils import AttentionInterface
+    orig = AttentionInterface._global_mapping.get('sdpa')
+    if orig is None or getattr(orig, '_prlm_varlen', False): yield; return
+    AttentionInterface.register('sdpa', _varlen_sdpa(orig))
+    try: yield
+    finally: AttentionInterface.register('sdpa', orig)
+
+# %% ../nbs/04_models.ipynb #contgen
+def _continuous_generate(model, tokenizer, enc, batch_size, max_new_tokens, eos, pad, bar, st,
+                         page_size:int=16, max_batch_tokens:int=512):
+    "Greedy completions (token lists, input order) of the tokenised prompts `enc` with transformers' continuous batching."
+    from transformers.generation import ContinuousBatchingConfig
+    from transformers.generation.continuous_batching.utils import WorkloadHints
+    longest = max(map(len, enc)) + max_new_tokens
+    pages = -(-longest // page_size) + 1  # per request, +1 for a page shared across a request boundary
+    cbc = ContinuousBatchingConfig(page_size=page_size, num_blocks=batch_size * pages + 8, max_batch_tokens=max_batch_tokens,
+                                   max_requests_per_batch=batch_size, use_cuda_graph=False, use_async_batching=False)
+    gc = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=pad)
+    hints = WorkloadHints(max_prompt_length=max(map(len, enc)), max_generated_length=max_new_tokens, num_requests=len(enc))
+    mgr = model.init_continuous_batching(generation_config=gc, continuous_batching_config=cbc, workload_hints=hints)
+    res = {}
+    try:
+        with varlen_attention():
+            ids = mgr.add_requests(enc, max_new_tokens=max_new_tokens)  # all queued before the loop starts: same batches every run
+            with torch.inference_mode(): mgr.start()
+            while len(res) < len(ids):
+                r = mgr.get_result(timeout=1)
+                if r is None:
+                    if not mgr.is_running(): raise RuntimeError(f"continuous batching stopped with {len(ids) - len(res)} prompts left")
+                    continue
+                if r.is_finished(): res[r.request_id] = r; bar.update(1)
+    finally:
+        mgr.stop(block=True); mgr.destroy()
+    bad = [(j, res[i].error) for j, i in enumerate(ids) if res[i].error]
+    if bad: raise RuntimeError(f"continuous batching failed on prompt #{bad[0][0]}: {bad[0][1]}")
+    st['calls'] = st.get('calls', 0) + 1
+    return [list(res[i].generated_tokens) for i in ids]
+
 # %% ../nbs/04_models.ipynb #f9e42793
 def generate(model, # a causal LM (e.g. from `load_policy`)
              tokenizer, # its tokenizer
              prompts:list[str], # prompts, chat template already applied
-             batch_size:int=16, # prompts per `model.generate` call
+             batch_size:int=16, # prompts decoded together (per `model.generate` call, or in flight for 'continuous')
              max_new_tokens:int=64, # new tokens per completion at most
              do_sample:bool=False, # sample (True) or greedy (False)
              temperature:float=0.7, # sampling temperature
@@ -246,22 +313,37 @@ def generate(model, # a causal LM (e.g. from `load_policy`)
              progress:bool=True, # show a tqdm bar
              stats:dict|None=None, # if given, filled with `new_tokens`, `seconds`, `calls`
             row_seeds:list[int]|None=None, # explicit per-row sampling seeds (default: from `seed`, prompt, occurrence)
+            engine:str='auto', # 'continuous' (greedy only), 'padded', or 'auto': continuous for greedy on CPU, else padded
             ) -> list[str]:
-    "Complete `prompts` in length-sorted, left-padded batches; return the completions in input order."
+    "Complete `prompts` in batches (continuous batching or length-sorted left-padded); return completions in input order."
     if isinstance(prompts, str): raise TypeError("`prompts` must be a list of strings, not one string")
+    if engine not in ('auto', 'continuous', 'padded'): raise ValueError(f"engine={engine!r}: use 'auto', 'continuous' or 'padded'")
+    if engine == 'continuous' and do_sample: raise ValueError("engine='continuous' is greedy only: use engine='padded' to sample")
+    if engine == 'auto': engine = 'continuous' if not do_sample and model.device.type == 'cpu' else 'padded'
     prompts = list(prompts)
     if not prompts: return []
     enc = _encode(tokenizer, prompts)
-    order = sorted(range(len(prompts)), key=lambda i: -len(enc[i]))
     seeds = list(row_seeds) if row_seeds is not None else _row_seeds(seed, prompts)
     if len(seeds) != len(prompts): raise ValueError(f"{len(seeds)} row_seeds for {len(prompts)} prompts")
     eos = _eos_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
-    gc = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, eos_token_id=eos,
-                          pad_token_id=pad, use_cache=True)
     out, device = [None]*len(prompts), model.device
     st = dict(new_tokens=0, seconds=0.0, calls=0) if stats is None else stats
     bar = tqdm(total=len(prompts), desc='generate', disable=not progress, leave=False)
+    def _finish(i, toks):
+        cut = next((j for j, t in enumerate(toks) if t in eos), len(toks))
+        st['new_tokens'] = st.get('new_tokens', 0) + min(cut + 1, len(toks))
+        out[i] = tokenizer.decode(toks[:cut], skip_special_tokens=True)
+    if engine == 'continuous':
+        t0 = time.perf_counter()
+        toks = _continuous_generate(model, tokenizer, enc, batch_size, max_new_tokens, eos, pad, bar, st)
+        st['seconds'] = st.get('seconds', 0) + time.perf_counter() - t0
+        for i, t in enumerate(toks): _finish(i, t)
+        bar.close()
+        return out
+    order = sorted(range(len(prompts)), key=lambda i: -len(enc[i]))
+    gc = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, eos_token_id=eos,
+                          pad_token_id=pad, use_cache=True)
     for s in range(0, len(order), batch_size):
         idx = order[s:s+batch_size]
         batch = tokenizer.pad({'input_ids': [enc[i] for i in idx]}, padding=True, return_tensors='pt',
@@ -275,11 +357,7 @@ def generate(model, # a causal LM (e.g. from `load_policy`)
         with torch.no_grad(): gen = model.generate(**batch, generation_config=gc, logits_processor=procs)
         st['seconds'] = st.get('seconds', 0) + time.perf_counter() - t0; st['calls'] = st.get('calls', 0) + 1
         new = gen[:, batch['input_ids'].shape[1]:]
-        for row, i in enumerate(idx):
-            toks = new[row].tolist()
-            cut = next((j for j, t in enumerate(toks) if t in eos), len(toks))
-            st['new_tokens'] = st.get('new_tokens', 0) + min(cut + 1, len(toks))
-            out[i] = tokenizer.decode(toks[:cut], skip_special_tokens=True)
+        for row, i in enumerate(idx): _finish(i, new[row].tolist())
         bar.update(len(idx))
     bar.close()
     return out
