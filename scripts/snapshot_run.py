@@ -3,7 +3,7 @@
 
 Usage: python scripts/snapshot_run.py runs/experiment nbs/experiment
 
-Copies: results.json (the report's data), report.html, eval/results.json + eval/examples.jsonl (every cell's scores
+Copies: results.json (the report's data; report.html is left out: 4.8 MB of inlined plotly), eval/results.json + eval/examples.jsonl (every cell's scores
 and per-query predictions), grpo/log_history.jsonl + grpo/train_result.json + grpo/samples.jsonl, rm/model/metrics.json,
 config.yaml, and the stage markers. Fails, naming the file, if a finished run lacks one of the required files.
 """
@@ -11,7 +11,7 @@ import shutil, sys
 from pathlib import Path
 
 REQUIRED = ['results.json', 'eval/results.json', 'eval/examples.jsonl', 'grpo/log_history.jsonl', 'grpo/train_result.json']
-OPTIONAL = ['report.html', 'config.yaml', 'grpo/samples.jsonl', 'rm/model/metrics.json']
+OPTIONAL = ['config.yaml', 'grpo/samples.jsonl', 'rm/model/metrics.json']
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
