@@ -2,11 +2,11 @@
 """Render `nbs/index.ipynb` (the front page) to `README.md`, the way `nbdev_readme` would without Quarto.
 
 Quarto cannot be installed on every machine (it is not on PyPI), so README.md is produced by this script:
-markdown cells verbatim, code cells as ```python blocks followed by their saved text/markdown outputs;
+markdown cells verbatim (links to sibling notebooks, `](NN_name.ipynb)`, point into `nbs/`), code cells as ```python blocks followed by their saved text/markdown outputs;
 cells marked `#| hide` (and directive lines) are left out. `--check` exits 1 when README.md is out of date
 (tests/test_readme.py runs it).
 """
-import argparse, json, sys
+import argparse, json, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def render(nb_path):
     parts = []
     for cell in nb['cells']:
         src = _src(cell)
-        if cell['cell_type'] == 'markdown': parts.append(src.strip()); continue
+        if cell['cell_type'] == 'markdown': parts.append(re.sub(r'\]\((?![a-z]+:|/)([\w.-]+\.ipynb)\)', r'](nbs/\1)', src.strip())); continue
         if cell['cell_type'] != 'code': continue
         dirs, code = _directives(src)
         if any('hide' in d or 'default_exp' in d for d in dirs): continue
