@@ -34,31 +34,21 @@ def completion_text(completion: Any) -> str:
     except Exception: return ''
 
 # %% ../nbs/06_rewards.ipynb #b22d0664
-_ANS_RE = re.compile(r'<answer>(.*?)(?:</answer>|$)', re.S | re.I)
+from .prompts import extract_answer, opens_think
 
-def _fallback_extract_answer(text: str) -> str:
-    "Answer part of a completion (used only when `prlm.prompts` is not importable)."
-    close, open_ = re.search(r'</think>', text, re.I), re.search(r'<think>', text, re.I)
-    if close: after = re.split(r'</think>', text, flags=re.I)[-1]
-    elif open_: after = text[:open_.start()]  # unclosed reasoning: nothing after it is an answer
-    else: after = text
-    m = _ANS_RE.findall(after)
-    ans = m[-1] if m else after
-    return re.sub(r'</?(think|answer)>', '', ans, flags=re.I).strip()
+def _prompt_text(prompt: Any) -> str:
+    "The prompt's text, or the text of a conversation's last message (where a prefilled `<think>` would be)."
+    return completion_text(prompt[-1:] if isinstance(prompt, list) else prompt)
+
+def _open_think(prompt: Any) -> bool:
+    "Does the prompt end by opening the reasoning block (`prlm.prompts.opens_think`, conversations too)?"
+    return opens_think(_prompt_text(prompt))
 
 def extract(completion: Any, prompt: Any = None) -> str:
-    "The answer in a completion (via `prlm.prompts.extract_answer`); '' when there is none; never raises."
-    text = completion_text(completion)
-    try:  # a prompt ending in `<think>` (prlm's template, R1's chat template): the completion starts inside the reasoning,
-        if prompt is not None and _open_think(prompt) and not text.lstrip().lower().startswith('<think>'): text = '<think>' + text
-    except Exception: pass  # so reasoning that never closes has no answer (and gets the guard), as with an explicit <think>
-    try:
-        from prlm.prompts import extract_answer
-    except Exception: extract_answer = _fallback_extract_answer
-    try: return (extract_answer(text) or '').strip()
-    except Exception:
-        try: return _fallback_extract_answer(text)
-        except Exception: return ''
+    "The answer in a completion (`prlm.prompts.extract_answer`: a prompt ending in `<think>` opens the reasoning); '' when there is none; never raises."
+    try: return extract_answer(completion_text(completion), None if prompt is None else _prompt_text(prompt)).strip()
+    except Exception: return ''
+
 
 # %% ../nbs/06_rewards.ipynb #3bb06654
 GUARD_PENALTY = -1.0  # reward given to an empty or placeholder answer (below any real score)
@@ -90,10 +80,6 @@ def is_placeholder(answer: str, query: str | None = None, extra: tuple = ()) -> 
 # %% ../nbs/06_rewards.ipynb #b37e9344
 _STRICT = re.compile(r'^\s*<think>((?:(?!</?think>|</?answer>).)*\S(?:(?!</?think>|</?answer>).)*)</think>\s*'
                      r'<answer>((?:(?!</?think>|</?answer>).)*\S(?:(?!</?think>|</?answer>).)*)</answer>\s*$', re.S)
-
-def _open_think(prompt: Any) -> bool:
-    "Does the prompt end by opening the reasoning block?"
-    return completion_text(prompt[-1:] if isinstance(prompt, list) else prompt).rstrip().endswith('<think>')
 
 def format_score(text: str, strict: bool = False, think_open: bool = False) -> float:
     "Format score in [0, 1] of one completion text."
