@@ -270,9 +270,9 @@ def varlen_attention():
     finally: AttentionInterface.register('sdpa', orig)
 
 # %% ../nbs/04_models.ipynb #contgen
-def _continuous_generate(model, tokenizer, enc, batch_size, max_new_tokens, eos, pad, bar, st,
+def _continuous_generate(model, enc, batch_size, max_new_tokens, eos, pad, finish, st,
                          page_size:int=16, max_batch_tokens:int=512):
-    "Greedy completions (token lists, input order) of the tokenised prompts `enc` with transformers' continuous batching."
+    "Greedy completions of the tokenised prompts `enc` by transformers' continuous batching: `finish(i, tokens)` as each ends."
     from transformers.generation import ContinuousBatchingConfig
     from transformers.generation.continuous_batching.utils import WorkloadHints
     longest = max(map(len, enc)) + max_new_tokens
@@ -282,29 +282,29 @@ def _continuous_generate(model, tokenizer, enc, batch_size, max_new_tokens, eos,
     gc = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=pad)
     hints = WorkloadHints(max_prompt_length=max(map(len, enc)), max_generated_length=max_new_tokens, num_requests=len(enc))
     mgr = model.init_continuous_batching(generation_config=gc, continuous_batching_config=cbc, workload_hints=hints)
-    res = {}
+    left = set()
     try:
         with varlen_attention():
             ids = mgr.add_requests(enc, max_new_tokens=max_new_tokens)  # all queued before the loop starts: same batches every run
+            pos, left = {r: j for j, r in enumerate(ids)}, set(ids)
             with torch.inference_mode(): mgr.start()
-            while len(res) < len(ids):
+            while left:
                 r = mgr.get_result(timeout=1)
                 if r is None:
-                    if not mgr.is_running(): raise RuntimeError(f"continuous batching stopped with {len(ids) - len(res)} prompts left")
+                    if not mgr.is_running(): raise RuntimeError(f"continuous batching stopped with {len(left)} prompts left")
                     continue
-                if r.is_finished(): res[r.request_id] = r; bar.update(1)
+                if not r.is_finished() or r.request_id not in left: continue
+                if r.error: raise RuntimeError(f"continuous batching failed on prompt #{pos[r.request_id]}: {r.error}")
+                left.discard(r.request_id); finish(pos[r.request_id], list(r.generated_tokens))
     finally:
         mgr.stop(block=True); mgr.destroy()
-    bad = [(j, res[i].error) for j, i in enumerate(ids) if res[i].error]
-    if bad: raise RuntimeError(f"continuous batching failed on prompt #{bad[0][0]}: {bad[0][1]}")
     st['calls'] = st.get('calls', 0) + 1
-    return [list(res[i].generated_tokens) for i in ids]
 
 # %% ../nbs/04_models.ipynb #f9e42793
 def generate(model, # a causal LM (e.g. from `load_policy`)
              tokenizer, # its tokenizer
              prompts:list[str], # prompts, chat template already applied
-             batch_size:int=16, # prompts decoded together (per `model.generate` call, or in flight for 'continuous')
+             batch_size:int=32, # prompts decoded together (per `model.generate` call, or in flight for 'continuous')
              max_new_tokens:int=64, # new tokens per completion at most
              do_sample:bool=False, # sample (True) or greedy (False)
              temperature:float=0.7, # sampling temperature
@@ -314,6 +314,7 @@ def generate(model, # a causal LM (e.g. from `load_policy`)
              stats:dict|None=None, # if given, filled with `new_tokens`, `seconds`, `calls`
             row_seeds:list[int]|None=None, # explicit per-row sampling seeds (default: from `seed`, prompt, occurrence)
             engine:str='auto', # 'continuous' (greedy only), 'padded', or 'auto': continuous for greedy on CPU, else padded
+            on_done=None, # called as `on_done(i, completion)` as soon as completion `i` is final (to save it at once)
             ) -> list[str]:
     "Complete `prompts` in batches (continuous batching or length-sorted left-padded); return completions in input order."
     if isinstance(prompts, str): raise TypeError("`prompts` must be a list of strings, not one string")
@@ -334,12 +335,12 @@ def generate(model, # a causal LM (e.g. from `load_policy`)
         cut = next((j for j, t in enumerate(toks) if t in eos), len(toks))
         st['new_tokens'] = st.get('new_tokens', 0) + min(cut + 1, len(toks))
         out[i] = tokenizer.decode(toks[:cut], skip_special_tokens=True)
+        bar.update(1)
+        if on_done is not None: on_done(i, out[i])
     if engine == 'continuous':
         t0 = time.perf_counter()
-        toks = _continuous_generate(model, tokenizer, enc, batch_size, max_new_tokens, eos, pad, bar, st)
-        st['seconds'] = st.get('seconds', 0) + time.perf_counter() - t0
-        for i, t in enumerate(toks): _finish(i, t)
-        bar.close()
+        try: _continuous_generate(model, enc, batch_size, max_new_tokens, eos, pad, _finish, st)
+        finally: st['seconds'] = st.get('seconds', 0) + time.perf_counter() - t0; bar.close()
         return out
     order = sorted(range(len(prompts)), key=lambda i: -len(enc[i]))
     gc = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, eos_token_id=eos,
@@ -358,7 +359,6 @@ def generate(model, # a causal LM (e.g. from `load_policy`)
         st['seconds'] = st.get('seconds', 0) + time.perf_counter() - t0; st['calls'] = st.get('calls', 0) + 1
         new = gen[:, batch['input_ids'].shape[1]:]
         for row, i in enumerate(idx): _finish(i, new[row].tolist())
-        bar.update(len(idx))
     bar.close()
     return out
 
@@ -377,13 +377,19 @@ def _read_cache(path:Path) -> dict:
             if isinstance(r, dict) and 'key' in r and 'completion' in r: done[r['key']] = r['completion']
     return done
 
+def _ends_torn(path:Path) -> bool:
+    "Does the file end inside a line (a write cut short)? The next append must start on a new line."
+    if not path.exists() or path.stat().st_size == 0: return False
+    with open(path, 'rb') as f: f.seek(-1, os.SEEK_END); return f.read(1) != b'\n'
+
+
 # %% ../nbs/04_models.ipynb #c0167533
 def generate_dataset(ds, # a `datasets.Dataset` with a prompt column (and an `id` column, else the row index is used)
                      model, tokenizer, # the policy and its tokenizer
                      cache_file, # JSONL cache of finished rows; reused to resume
                      column:str='completion', # name of the output column
                      prompt_column:str='prompt', # name of the prompt column
-                     callback=None, # called as `callback(n_done, n_total)` after each batch is written
+                     callback=None, # called as `callback(n_done, n_total)` after every `batch_size` rows written (and the last)
                      **gen_kw, # passed to `generate` (batch_size, max_new_tokens, do_sample, temperature, top_p, seed, progress)
                     ):
     "Add `column` with the completions of `ds[prompt_column]`, generating only rows not yet in `cache_file`."
@@ -403,21 +409,23 @@ def generate_dataset(ds, # a `datasets.Dataset` with a prompt column (and an `id
     cache_file = Path(cache_file); cache_file.parent.mkdir(parents=True, exist_ok=True)
     done = _read_cache(cache_file)
     todo = [j for j, k in enumerate(keys) if k not in done]
-    gen_kw = dict(gen_kw); bs = gen_kw.get('batch_size', 16); progress = gen_kw.pop('progress', True)
-    enc_len = {j: len(tokenizer(prompts[j])['input_ids']) for j in todo}
-    todo.sort(key=lambda j: -enc_len[j])
+    gen_kw = dict(gen_kw); bs = gen_kw.get('batch_size', 32); progress = gen_kw.pop('progress', True)
     bar = tqdm(total=len(ds), initial=len(ds) - len(todo), desc=f'generate {column}', disable=not progress)
+    written = 0
+    torn = _ends_torn(cache_file)
     with open(cache_file, 'a', encoding='utf-8') as f:
-        for s in range(0, len(todo), bs):
-            chunk = todo[s:s+bs]
-            outs = generate(model, tokenizer, [prompts[j] for j in chunk], progress=False,
-                            row_seeds=[seeds[j] for j in chunk], **gen_kw)
-            for j, c in zip(chunk, outs):
-                done[keys[j]] = c
-                f.write(json.dumps(dict(key=keys[j], id=str(ids[j]), completion=c), ensure_ascii=False) + '\n')
-            f.flush(); os.fsync(f.fileno())
-            bar.update(len(chunk))
-            if callback: callback(len(ds) - len(todo) + s + len(chunk), len(ds))
-    bar.close()
+        if torn: f.write('\n')  # else the first new row would be glued to the torn line and lost on the next resume
+        def save(i, completion):  # a finished row goes to disk at once: an interruption loses only rows in flight
+            nonlocal written
+            j = todo[i]; done[keys[j]] = completion; written += 1
+            f.write(json.dumps(dict(key=keys[j], id=str(ids[j]), completion=completion), ensure_ascii=False) + '\n')
+            f.flush(); bar.update(1)
+            if written % bs == 0 or written == len(todo):
+                os.fsync(f.fileno())
+                if callback: callback(len(ds) - len(todo) + written, len(ds))
+        try:  # one call for all missing rows, so continuous batching refills finished slots until the very end
+            generate(model, tokenizer, [prompts[j] for j in todo], progress=False, row_seeds=[seeds[j] for j in todo],
+                     on_done=save, **gen_kw)
+        finally: bar.close()
     if column in ds.column_names: ds = ds.remove_columns(column)
     return ds.add_column(column, [done[k] for k in keys])

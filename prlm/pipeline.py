@@ -55,7 +55,7 @@ class RewardModelConfig(_S):
     negatives: list[Literal['no_profile', 'other_user']] = ['no_profile']  # paper: no_profile; other_user = hard negative
     use_reasoning: bool = False         # write pair answers with the reasoning template (default: plain RAG)
     max_new_tokens: int = Field(64, ge=1)  # generation length for the pair answers
-    batch_size: int = Field(8, ge=1)    # generation batch size
+    batch_size: int = Field(32, ge=1)   # prompts in flight while generating the pairs
     input_format: Literal['query_answer', 'profile_query_answer'] = 'query_answer'  # RM input (paper: query, answer)
     learning_rate: float = Field(5e-5, gt=0)
     train_batch_size: int = Field(32, ge=1)
@@ -69,7 +69,7 @@ class EvalConfig(_S):
     ks: list[int] = [1, 2, 4, 8]        # k sweep (main retriever)
     retrievers: list[Literal['bm25', 'dense', 'recency', 'random']] = ['bm25', 'dense', 'recency', 'random']  # retriever sweep (main k)
     max_new_tokens: int = Field(128, ge=1)  # greedy completion length
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(32, ge=1)   # prompts in flight while generating
     n_boot: int = Field(1000, ge=100)   # bootstrap resamples for the CIs
 
 # %% ../nbs/10_pipeline.ipynb #d3a4cae8

@@ -69,7 +69,7 @@ def build_pairs(ds, # training rows in the shared schema, with `retrieved` (see 
                 use_reasoning:bool=False, # write answers with the reasoning template (then extract the answer)
                 k:int|None=None, # profile items per prompt (None: all retrieved)
                 max_prompt_tokens:int=512, # prompt budget (`prlm.prompts.build_prompt`)
-                max_new_tokens:int=64, batch_size:int=16, # generation settings (greedy)
+                max_new_tokens:int=64, batch_size:int=32, # generation settings (greedy; batch_size: prompts in flight)
                 retriever=None, # for 'other_user': retrieve from the other user's profile for this query
                 cache_dir=None, # JSONL generation caches go here (resumable); None: a temporary dir
                 seed:int=0, # picks the other users

@@ -13,35 +13,41 @@ def _ds(tok):
     chat = lambda q: tok.apply_chat_template([{'role': 'user', 'content': q}], tokenize=False, add_generation_prompt=True)
     return Dataset.from_dict(dict(id=[f"r{i}" for i in range(ROWS)], prompt=[chat(f"row {i} " + 'x ' * i) for i in range(ROWS)]))
 
-KW = dict(batch_size=2, max_new_tokens=5, do_sample=True, temperature=1.0, seed=7, progress=False)
+KW = dict(batch_size=2, max_new_tokens=5, do_sample=True, temperature=1.0, seed=7, progress=False)  # padded engine
+KW_GREEDY = dict(batch_size=2, max_new_tokens=5, progress=False)  # continuous engine on CPU
 
 CHILD = textwrap.dedent('''
     import os, signal, sys
     sys.path.insert(0, {root!r})
-    from tests.test_models import _ds, KW
+    from tests.test_models import _ds, {kw}
     from prlm.models import tiny_policy, generate_dataset
     m, t = tiny_policy()
     def kill(n, total):
         if n >= 4: os.kill(os.getpid(), signal.SIGKILL)
-    generate_dataset(_ds(t), m, t, {cache!r}, callback=kill, **KW)
+    generate_dataset(_ds(t), m, t, {cache!r}, callback=kill, **{kw})
 ''')
 
-def test_resume_after_sigkill(tmp_path):
-    cache = tmp_path / 'gen.jsonl'
+@pytest.mark.parametrize('kw_name', ['KW', 'KW_GREEDY'])
+def test_resume_after_sigkill(tmp_path, kw_name):
+    kw, cache = globals()[kw_name], tmp_path / 'gen.jsonl'
     root = str(Path(__file__).resolve().parents[1])
-    p = subprocess.run([sys.executable, '-c', CHILD.format(root=root, cache=str(cache))], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, '-c', CHILD.format(root=root, cache=str(cache), kw=kw_name)], capture_output=True, text=True)
     assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
     done = [json.loads(l) for l in cache.read_text().splitlines()]
-    assert len(done) == 4  # two batches of 2 were flushed before the kill
+    assert len(done) == 4  # rows are flushed as they finish; the callback killed after the 4th
     with open(cache, 'a') as f: f.write('{"key": "torn')  # and a torn line, as a kill mid-write would leave
     m, t = tiny_policy()
-    calls = []
+    calls, st = [], {}
     orig = m.generate
     m.generate = lambda *a, **k: (calls.append(k['input_ids'].shape[0]), orig(*a, **k))[1]
-    out = generate_dataset(_ds(t), m, t, cache, **KW)
-    assert calls == [2, 1]  # only the 3 missing rows
+    out = generate_dataset(_ds(t), m, t, cache, stats=st, **kw)
     m.generate = orig
-    assert out['completion'] == generate(m, t, _ds(t)['prompt'], **KW)  # same as one uninterrupted run
+    if kw_name == 'KW': assert calls == [2, 1]  # only the 3 missing rows, in padded batches of 2
+    else: assert calls == [] and st['calls'] == 1  # one continuous-batching call for the 3 missing rows
+    assert len(cache.read_text().splitlines()) == 4 + 1 + 3  # the torn line stays alone on its line
+    assert out['completion'] == generate(m, t, _ds(t)['prompt'], **kw)  # same as one uninterrupted run
+    st = {}; again = generate_dataset(_ds(t), m, t, cache, stats=st, **kw)
+    assert again['completion'] == out['completion'] and st.get('calls', 0) == 0  # every row was read back: nothing to do
 
 
 def test_generate_edge_cases():
