@@ -18,7 +18,8 @@ from transformers import (AutoModelForCausalLM, AutoModel, AutoModelForSequenceC
 # %% auto #0
 __all__ = ['SMOLLM2_GGUF', 'prlm_cache', 'embedded_gguf', 'embedded_policy_path', 'embedded_tokenizer_path',
            'embedded_encoder_path', 'cpu_has_bf16', 'cpu_dtype', 'prepare_tokenizer', 'load_policy', 'load_encoder',
-           'tiny_policy', 'tiny_encoder', 'GumbelSampler', 'varlen_attention', 'generate', 'generate_dataset']
+           'tiny_policy', 'tiny_encoder', 'GumbelSampler', 'PromptError', 'varlen_attention', 'generate',
+           'generate_dataset']
 
 # %% ../nbs/04_models.ipynb #695d469c
 def _package_dir(pkg:str # importable name of a pip package
@@ -228,6 +229,19 @@ def _encode(tokenizer, prompts):
     bos = tokenizer.bos_token
     return [tokenizer(p, add_special_tokens=not (bos and p.startswith(bos)))['input_ids'] for p in prompts]
 
+class PromptError(ValueError):
+    "A prompt `generate` cannot complete; `index` is its position in the prompts passed."
+    def __init__(self, index:int, msg:str): super().__init__(f"prompt #{index} {msg}"); self.index = index
+
+def _check_prompts(enc, max_new_tokens, model):
+    "Raise `PromptError` for the first prompt with no tokens or too long for the model's positions."
+    limit = getattr(model.config, 'max_position_embeddings', None)
+    for i, e in enumerate(enc):
+        if not e: raise PromptError(i, "is empty (no tokens): build prompts with `prlm.prompts.build_prompt`")
+        if limit and len(e) + max_new_tokens > limit:
+            raise PromptError(i, f"has {len(e)} tokens: with max_new_tokens={max_new_tokens} it passes the model's "
+                                 f"max_position_embeddings={limit}; lower `max_prompt_tokens` (`prlm.prompts.build_prompt`)")
+
 def _eos_ids(model, tokenizer):
     ids = model.generation_config.eos_token_id
     ids = set(ids if isinstance(ids, (list, tuple)) else [ids] if ids is not None else [])
@@ -324,6 +338,7 @@ def generate(model, # a causal LM (e.g. from `load_policy`)
     prompts = list(prompts)
     if not prompts: return []
     enc = _encode(tokenizer, prompts)
+    _check_prompts(enc, max_new_tokens, model)
     seeds = list(row_seeds) if row_seeds is not None else _row_seeds(seed, prompts)
     if len(seeds) != len(prompts): raise ValueError(f"{len(seeds)} row_seeds for {len(prompts)} prompts")
     eos = _eos_ids(model, tokenizer)
@@ -426,6 +441,7 @@ def generate_dataset(ds, # a `datasets.Dataset` with a prompt column (and an `id
         try:  # one call for all missing rows, so continuous batching refills finished slots until the very end
             generate(model, tokenizer, [prompts[j] for j in todo], progress=False, row_seeds=[seeds[j] for j in todo],
                      on_done=save, **gen_kw)
+        except PromptError as e: raise ValueError(f"row id {ids[todo[e.index]]!r}: {e}") from None
         finally: bar.close()
     if column in ds.column_names: ds = ds.remove_columns(column)
     return ds.add_column(column, [done[k] for k in keys])
