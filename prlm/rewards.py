@@ -100,11 +100,15 @@ def format_score(text: str, strict: bool = False, think_open: bool = False) -> f
 def make_format_reward(strict: bool = False,  # exact format only (paper) vs partial credit (default)
                        name: str | None = None):  # metric name TRL logs under
     "A TRL reward function scoring the `<think>…</think><answer>…</answer>` format."
-    def reward(prompts=None, completions=None, **kwargs) -> list[float]:
-        completions = list(completions or [])
-        ps = list(prompts) if prompts is not None else [None] * len(completions)
-        ps += [None] * (len(completions) - len(ps))
-        return [format_score(completion_text(c), strict=strict, think_open=_open_think(p)) for p, c in zip(ps, completions)]
+    def reward(prompts=None, completions=None, query=None, **kwargs) -> list[float]:
+        completions = list(completions or []); n = len(completions)
+        ps = (list(prompts) if prompts is not None else []) + [None] * n
+        qs = (list(query) if isinstance(query, (list, tuple)) else [query] * n) + [None] * n
+        def score(c, p, q):
+            a = extract(c, p)  # a guarded answer earns no format credit (see Guards above)
+            if a and is_placeholder(a, q if isinstance(q, str) else None): return 0.0
+            return format_score(completion_text(c), strict=strict, think_open=_open_think(p))
+        return [score(c, p, q) for c, p, q in zip(completions, ps, qs)]
     reward.__name__ = reward.__qualname__ = name or ('format_strict' if strict else 'format')
     return reward
 

@@ -31,8 +31,8 @@ def _pr():
 def test_rewards_on_literal_data(wrap):
     comps = [wrap(GOOD), wrap('<think>x</think><answer>...</answer>'), wrap('no format, Sparse retrieval'), wrap('')]
     kw = dict(prompts=['p'] * 4, completions=comps, target=[TARGET] * 4, query=['an abstract about retrieval'] * 4)
-    assert format_reward(**kw) == [1.0, 1.0, 0.0, 0.0]
-    assert format_strict_reward(**kw) == [1.0, 1.0, 0.0, 0.0]
+    assert format_reward(**kw) == [1.0, 0.0, 0.0, 0.0]  # a placeholder answer earns no format credit, tags or not
+    assert format_strict_reward(**kw) == [1.0, 0.0, 0.0, 0.0]
     r = rouge_reward(**kw)
     assert r[0] == pytest.approx(3.0) and r[1] == GUARD_PENALTY and r[3] == GUARD_PENALTY
     assert 0 < r[2] < 3.0
