@@ -18,10 +18,11 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['PROFILE_FEATURES', 'FEATURES', 'TASKS', 'LAMP_URL', 'DEBIAN_INSTRUCTION', 'records_to_dataset', 'DataFormatError',
            'EmptyProfileWarning', 'DownloadError', 'TaskSpec', 'get_task', 'extract_query', 'read_json',
-           'load_lamp_files', 'write_lamp_outputs', 'lamp_file_paths', 'default_cache_dir', 'download_file',
-           'load_lamp', 'read_deb822', 'clean_description', 'is_team', 'debian_items', 'maintainer_id',
-           'build_debian_users', 'embedded_records', 'load_embedded', 'export_embedded_lamp', 'debian_datacard',
-           'apt_update_lists', 'build_debian_dataset', 'DataSummary', 'summarize', 'user_view']
+           'load_lamp_files', 'write_lamp_outputs', 'jsonl_torn', 'open_jsonl_append', 'lamp_file_paths',
+           'default_cache_dir', 'download_file', 'load_lamp', 'read_deb822', 'clean_description', 'is_team',
+           'debian_items', 'maintainer_id', 'build_debian_users', 'embedded_records', 'load_embedded',
+           'export_embedded_lamp', 'debian_datacard', 'apt_update_lists', 'build_debian_dataset', 'DataSummary',
+           'summarize', 'user_view']
 
 # %% ../nbs/00_data.ipynb #b397056e
 PROFILE_FEATURES = {'id': Value('string'), 'text': Value('string'), 'output': Value('string'), 'date': Value('string')}
@@ -253,6 +254,20 @@ def write_lamp_outputs(preds: dict, # query id -> predicted output
         if not isinstance(v, str): raise TypeError(f"prediction for {k!r} is {type(v).__name__}, expected str")
     _atomic_write_json(path, {'task': get_task(task).lamp_name, 'golds': [{'id': str(k), 'output': v} for k, v in preds.items()]})
     return Path(path)
+
+# %% ../nbs/00_data.ipynb #jsonlcode
+def jsonl_torn(path) -> bool:
+    "Does the file at `path` end inside a line (a write cut short by a kill)?"
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0: return False
+    with open(path, 'rb') as f: f.seek(-1, os.SEEK_END); return f.read(1) != b'\n'
+
+def open_jsonl_append(path):
+    "`open(path, 'a')` (UTF-8) that first ends a torn last line, so the next row starts on a line of its own."
+    torn = jsonl_torn(path)
+    f = open(path, 'a', encoding='utf-8')
+    if torn: f.write('\n')
+    return f
 
 # %% ../nbs/00_data.ipynb #fb0c070b
 LAMP_URL = 'https://ciir.cs.umass.edu/downloads/LaMP'

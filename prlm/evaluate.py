@@ -101,7 +101,8 @@ class GenerationCache:
         return list(dict.fromkeys(p for p in prompts if p not in self))
     def add(self, prompts, completions):
         "Append completions (flushed + fsynced)."
-        with open(self.path, 'a') as f:
+        from prlm.data import open_jsonl_append
+        with open_jsonl_append(self.path) as f:  # a torn last line (a kill) must not swallow the first new row
             for p, c in zip(prompts, completions):
                 h = prompt_hash(p)
                 self.store[h] = c

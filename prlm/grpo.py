@@ -18,6 +18,7 @@ __all__ = ['DEEPSEEK_1_5B', 'GRPOConfigError', 'GRPOStageConfig', 'grpo_args', '
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 from .rewards import make_reward_funcs, RewardConfigError, PAPER_WEIGHTS
+from .data import jsonl_torn, open_jsonl_append
 
 # %% ../nbs/07_grpo.ipynb #fbf4017e
 class GRPOConfigError(ValueError):
@@ -234,13 +235,8 @@ def _rewrite_jsonl(path: Path, rows: list[dict]):
     tmp = path.with_suffix('.jsonl.tmp')
     tmp.write_text(''.join(json.dumps(r) + '\n' for r in rows)); os.replace(tmp, path)
 
-def _torn(path: Path) -> bool:
-    "Does the file end in a partial line (a write cut by a kill)?"
-    if not path.exists() or path.stat().st_size == 0: return False
-    with open(path, 'rb') as f: f.seek(-1, 2); return f.read(1) != b'\n'
-
 def _append_jsonl(path: Path, rows: list[dict]):
-    with open(path, 'a') as f:
+    with open_jsonl_append(path) as f:
         for r in rows: f.write(json.dumps(_clean(r)) + '\n')
         f.flush(); os.fsync(f.fileno())
 
@@ -260,7 +256,7 @@ class JsonlLogCallback(TrainerCallback):
         for r in rows:  # drop steps after the checkpoint we resume from, and duplicates
             if (r.get('step') or 0) > state.global_step or _log_key(r) in self.seen: continue
             self.seen.add(_log_key(r)); keep.append(r)
-        if len(keep) != len(rows) or _torn(self.path): _rewrite_jsonl(self.path, keep)
+        if len(keep) != len(rows) or jsonl_torn(self.path): _rewrite_jsonl(self.path, keep)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs: return
@@ -279,7 +275,7 @@ class SamplesCallback(TrainerCallback):
         if not state.is_world_process_zero: return
         rows = read_jsonl(self.path)
         keep = [r for r in rows if (r.get('step') or 0) <= state.global_step]
-        if len(keep) != len(rows) or _torn(self.path): _rewrite_jsonl(self.path, keep)
+        if len(keep) != len(rows) or jsonl_torn(self.path): _rewrite_jsonl(self.path, keep)
         self.last_step = max([r.get('step') or 0 for r in keep], default=-1)
 
     def on_log(self, args, state, control, logs=None, **kwargs):

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from filelock import FileLock
+from .data import open_jsonl_append
 from transformers import (AutoModelForCausalLM, AutoModel, AutoModelForSequenceClassification, AutoTokenizer,
                           GenerationConfig, LogitsProcessor, LogitsProcessorList, LlamaConfig, BertConfig,
                           TemperatureLogitsWarper, TopPLogitsWarper)
@@ -392,12 +393,6 @@ def _read_cache(path:Path) -> dict:
             if isinstance(r, dict) and 'key' in r and 'completion' in r: done[r['key']] = r['completion']
     return done
 
-def _ends_torn(path:Path) -> bool:
-    "Does the file end inside a line (a write cut short)? The next append must start on a new line."
-    if not path.exists() or path.stat().st_size == 0: return False
-    with open(path, 'rb') as f: f.seek(-1, os.SEEK_END); return f.read(1) != b'\n'
-
-
 # %% ../nbs/04_models.ipynb #c0167533
 def generate_dataset(ds, # a `datasets.Dataset` with a prompt column (and an `id` column, else the row index is used)
                      model, tokenizer, # the policy and its tokenizer
@@ -427,9 +422,7 @@ def generate_dataset(ds, # a `datasets.Dataset` with a prompt column (and an `id
     gen_kw = dict(gen_kw); bs = gen_kw.get('batch_size', 32); progress = gen_kw.pop('progress', True)
     bar = tqdm(total=len(ds), initial=len(ds) - len(todo), desc=f'generate {column}', disable=not progress)
     written = 0
-    torn = _ends_torn(cache_file)
-    with open(cache_file, 'a', encoding='utf-8') as f:
-        if torn: f.write('\n')  # else the first new row would be glued to the torn line and lost on the next resume
+    with open_jsonl_append(cache_file) as f:  # a torn last line (a kill mid-write) must not swallow the next row
         def save(i, completion):  # a finished row goes to disk at once: an interruption loses only rows in flight
             nonlocal written
             j = todo[i]; done[keys[j]] = completion; written += 1
