@@ -97,13 +97,18 @@ def format_score(text: str, strict: bool = False, think_open: bool = False) -> f
     except Exception: return 0.0
 
 # %% ../nbs/06_rewards.ipynb #5c84e5eb
+def _col(kwargs: dict, name: str, n: int) -> list:
+    "Dataset column `name` from TRL's kwargs, padded to `n` rows (None where absent)."
+    v = kwargs.get(name)
+    v = list(v) if isinstance(v, (list, tuple)) else [v] * n
+    return (v + [None] * n)[:n]
+
 def make_format_reward(strict: bool = False,  # exact format only (paper) vs partial credit (default)
                        name: str | None = None):  # metric name TRL logs under
     "A TRL reward function scoring the `<think>…</think><answer>…</answer>` format."
-    def reward(prompts=None, completions=None, query=None, **kwargs) -> list[float]:
+    def reward(prompts=None, completions=None, **kwargs) -> list[float]:
         completions = list(completions or []); n = len(completions)
-        ps = (list(prompts) if prompts is not None else []) + [None] * n
-        qs = (list(query) if isinstance(query, (list, tuple)) else [query] * n) + [None] * n
+        ps, qs = _col(dict(p=prompts), 'p', n), _col(kwargs, 'query', n)
         def score(c, p, q):
             a = extract(c, p)  # a guarded answer earns no format credit (see Guards above)
             if a and is_placeholder(a, q if isinstance(q, str) else None): return 0.0
@@ -134,12 +139,6 @@ def rouge_sum(preds: list[str], golds: list[str]) -> list[float]:
     return [sum(s.fmeasure for s in sc.score(g, p).values()) for p, g in zip(preds, golds)]
 
 # %% ../nbs/06_rewards.ipynb #5106654a
-def _col(kwargs: dict, name: str, n: int) -> list:
-    "Dataset column `name` from TRL's kwargs, padded to `n` rows (None where absent)."
-    v = kwargs.get(name)
-    v = list(v) if isinstance(v, (list, tuple)) else [v] * n
-    return (v + [None] * n)[:n]
-
 def rouge_reward(prompts=None, completions=None, target=None, **kwargs) -> list[float | None]:
     "ROUGE-1+2+L F of each extracted answer vs `target`; `GUARD_PENALTY` for empty/placeholder answers; None without a target."
     completions = list(completions or []); n = len(completions)
