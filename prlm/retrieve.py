@@ -233,6 +233,13 @@ def _mix(h):
     return h
 
 @_njit
+def _stop_byte(w):
+    "Index of the first byte < 0x21 or >= 0x80 in the little-endian 8-byte word `w` (8 when there is none)."
+    m = (((w - np.uint64(0x2121212121212121)) & ~w) | w) & np.uint64(0x8080808080808080)
+    if m == 0: return 8
+    return np.int64(((((m & (~m + np.uint64(1))) >> np.uint64(7)) * np.uint64(0x0001020304050607)) >> np.uint64(56)))
+
+@_njit
 def _nb_count_texts(data, d64, offsets, cls, t, tab, t_hash, t_off, ls, vbuf, vlen, n_terms, n_pairs, term, tf, start, length):
     "Count texts t, t+1, ... until the term table could pass half load; returns (next text, n_terms, n_pairs, vlen)."
     cap = tab.size // 2; mask = cap - 1; shift = np.uint64(64 - _log2(cap))
@@ -251,17 +258,15 @@ def _nb_count_texts(data, d64, offsets, cls, t, tab, t_hash, t_off, ls, vbuf, vl
             s = i; L = 0; key = np.uint64(0)
             if s + 8 <= end:                         # fast path: an ASCII token of < 16 bytes ended by ASCII whitespace
                 w = d64[s]                           # the next 8 bytes, little-endian
-                m = (((w - np.uint64(0x2121212121212121)) & ~w) | w) & np.uint64(0x8080808080808080)
-                if m != 0:                           # the first byte < 0x21 or >= 0x80 is byte p
-                    p = np.int64(((((m & (~m + np.uint64(1))) >> np.uint64(7)) * np.uint64(0x0001020304050607)) >> np.uint64(56)))
+                p = _stop_byte(w)
+                if p < 8:
                     e = data[s + p]
                     if e < 128 and cls[e] == 1:
                         L = p; key = w & ((np.uint64(1) << np.uint64(8 * p)) - np.uint64(1)); i = s + p + 1
                 elif s + 16 <= end:                  # the same on the next 8 bytes (keys as the slow path makes them)
                     w2 = d64[s + 8]
-                    m = (((w2 - np.uint64(0x2121212121212121)) & ~w2) | w2) & np.uint64(0x8080808080808080)
-                    if m != 0:
-                        p = np.int64(((((m & (~m + np.uint64(1))) >> np.uint64(7)) * np.uint64(0x0001020304050607)) >> np.uint64(56)))
+                    p = _stop_byte(w2)
+                    if p < 8:
                         e = data[s + 8 + p]
                         if e < 128 and cls[e] == 1:
                             L = 8 + p; i = s + L + 1
