@@ -22,7 +22,7 @@ __all__ = ['PROFILE_FEATURES', 'FEATURES', 'TASKS', 'LAMP_URL', 'DEBIAN_INSTRUCT
            'default_cache_dir', 'download_file', 'load_lamp', 'read_deb822', 'clean_description', 'is_team',
            'debian_items', 'maintainer_id', 'build_debian_users', 'embedded_records', 'load_embedded',
            'export_embedded_lamp', 'debian_datacard', 'apt_update_lists', 'build_debian_dataset', 'DataSummary',
-           'summarize', 'user_view']
+           'summarize', 'other_users', 'swap_profiles', 'user_view']
 
 # %% ../nbs/00_data.ipynb #b397056e
 PROFILE_FEATURES = {'id': Value('string'), 'text': Value('string'), 'output': Value('string'), 'date': Value('string')}
@@ -650,6 +650,30 @@ def summarize(ds: Dataset) -> DataSummary:
                                      'mean': round(float(sizes.mean()), 2) if len(sizes) else 0.0},
                        queries_with_target=len(tgt), empty_profiles=int((sizes == 0).sum()),
                        mean_target_words=round(float(np.mean([len(x.split()) for x in tgt])), 2) if tgt else 0.0)
+
+# %% ../nbs/00_data.ipynb #70d1e25e
+def other_users(user_ids, # the user of each row
+                seed: int = 0, # the pairing's seed
+               ) -> list[int]:
+    "For each row, the index of the first row of its partner user: a seeded derangement of the users."
+    users = sorted(set(map(str, user_ids)))
+    if len(users) < 2: raise ValueError(f"swapping profiles needs rows of at least two users, got {len(users)}")
+    order = sorted(users, key=lambda u: _seeded_key(seed, u))
+    partner = {u: order[(i + 1) % len(order)] for i, u in enumerate(order)}
+    first = {}
+    for i, u in enumerate(map(str, user_ids)): first.setdefault(u, i)
+    return [first[partner[str(u)]] for u in user_ids]
+
+# %% ../nbs/00_data.ipynb #af209ad2
+def swap_profiles(ds: Dataset, # rows in the shared schema
+                  seed: int = 0, # the pairing's seed (`other_users`)
+                 ) -> Dataset:
+    "`ds` with each row's `profile` taken from another user's row; `profile_user_id` says whose; `retrieved` dropped."
+    j, uids = other_users(ds['user_id'], seed), list(ds['user_id'])
+    profiles = ds['profile']
+    out = ds.remove_columns([c for c in ('retrieved', 'profile_user_id') if c in ds.column_names])
+    return out.map(lambda ex, i: dict(profile=profiles[j[i]], profile_user_id=uids[j[i]]), with_indices=True,
+                   desc=f'swap profiles (seed {seed})')
 
 # %% ../nbs/00_data.ipynb #c71e67a8
 def _short(s, n=160): return s if s is None or len(s) <= n else s[:n].rsplit(' ', 1)[0] + ' …'
