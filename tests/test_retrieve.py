@@ -5,7 +5,7 @@ import numpy as np, pytest, datasets
 from hypothesis import given, settings, strategies as st, HealthCheck
 from rank_bm25 import BM25Okapi
 from prlm.retrieve import (get_retriever, retrieve_dataset, retrieved_items, item_text, DenseRetriever, _split_arrow, _count_terms, numba,
-                           RETRIEVERS)
+                           RETRIEVERS, norm_text)
 
 
 @pytest.fixture(scope='module')
@@ -162,7 +162,49 @@ def test_bm25s_backend_runs():
 
 
 def test_registry_complete():
-    assert set(RETRIEVERS) >= {'bm25', 'dense', 'recency', 'random', 'none'}
+    assert set(RETRIEVERS) >= {'bm25', 'bm25_norm', 'dense', 'recency', 'random', 'none'}
+    with pytest.raises(ValueError, match="'bm25_norm'"): get_retriever('bm25-norm')
+
+
+noisy = st.sampled_from('The the THE a, Model model. user_data data* * - : (x) x! é É 名前 名前, café Café'.split())
+noisy_doc_st = st.lists(noisy, min_size=0, max_size=12).map(' '.join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(docs=st.lists(noisy_doc_st, min_size=1, max_size=15), query=st.lists(noisy, min_size=1, max_size=8).map(' '.join),
+       compiled=st.booleans() if numba else st.just(False))
+def test_bm25_norm_is_rank_bm25_on_normalised_tokens(docs, query, compiled):
+    "bm25_norm's scores are rank_bm25's BM25Okapi over lowercased tokens split on every non-alphanumeric character."
+    toks = [d.lower().replace('_', ' ') for d in docs]
+    toks = [''.join(c if c.isalnum() else ' ' for c in d).split() for d in toks]
+    assert toks == [norm_text(d).split() for d in docs]
+    if not any(toks): return                          # rank_bm25 divides by zero on an all-empty corpus
+    qt = ''.join(c if c.isalnum() else ' ' for c in query.lower()).split()
+    ref = BM25Okapi(toks).get_scores(qt)
+    got = get_retriever('bm25_norm', compiled=compiled).retrieve(query, _items(docs), k=None)
+    np.testing.assert_allclose([r['score'] for r in got], ref[[r['index'] for r in got]], rtol=1e-9, atol=1e-12)
+    assert sorted(r['index'] for r in got) == list(range(len(docs)))
+
+
+def test_bm25_norm_ignores_bullets_and_case_bm25_does_not():
+    prof = _items(['debhelper add-on:\n * dh_foo\n * dh_bar', 'wordpress: Themes, plugins.', 'an unrelated text'])
+    q = 'WordPress themes:\n * blog\n * gallery'
+    assert get_retriever('bm25').retrieve(q, prof, k=1)[0]['index'] == 0
+    assert get_retriever('bm25_norm').retrieve(q, prof, k=1)[0]['index'] == 1
+    assert get_retriever('bm25').retrieve('Café', _items(['café', 'Café', 'tea']), k=1)[0]['index'] == 1   # bm25: case-sensitive
+    r = get_retriever('bm25_norm').retrieve('Café', _items(['café', 'Café', 'tea', 'milk', 'water']), k=None)
+    assert r[0]['score'] == r[1]['score'] > 0 == r[2]['score']   # (5 items: with 3, a df of 2 has idf < 0)
+
+
+def test_bm25_norm_over_a_dataset():
+    rows = [dict(id=f'q{i}', user_id=f'u{i % 2}', task='debian', query=['Alpha-beta!', 'GAMMA_delta', 'alpha'][i % 3],
+                 profile=_items(['alpha beta', 'Gamma, Delta.', '* * *', 'ALPHA'])) for i in range(6)]
+    ds = datasets.Dataset.from_list(rows)
+    out = retrieve_dataset(ds, get_retriever('bm25_norm'), k=2, progress=False, batch_size=4)
+    assert out['id'] == ds['id']
+    for row in out: assert row['retrieved'] == get_retriever('bm25_norm').retrieve(row['query'], row['profile'], k=2)
+    assert out[1]['retrieved'][0]['index'] == 1 and retrieve_dataset(ds, 'bm25', k=1, progress=False)[1]['retrieved'][0]['score'] == 0
+    assert get_retriever('bm25_norm', backend='bm25s').retrieve('GAMMA_delta', ds[0]['profile'], k=1)[0]['index'] == 1
 
 
 needs_numba = pytest.mark.skipif(numba is None, reason='numba not installed (the Arrow engine is used)')
