@@ -9,18 +9,18 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 # %% auto #0
-__all__ = ['SYSTEM_PROMPT', 'REASON_INSTRUCTION', 'EXAMPLE_ANSWERS', 'TEMPLATES', 'TaskPrompt', 'labelled', 'PromptTemplate',
-           'get_template', 'prompt_items', 'apply_chat', 'count_tokens', 'truncate_tokens', 'waterfill', 'build_prompt',
-           'add_prompts', 'clean_answer', 'opens_think', 'parse_completion', 'extract_answer']
+__all__ = ['SYSTEM_PROMPT', 'REASON_INSTRUCTION', 'REASON_EXAMPLE', 'EXAMPLE_ANSWERS', 'TEMPLATES', 'TaskPrompt', 'labelled',
+           'PromptTemplate', 'get_template', 'prompt_items', 'apply_chat', 'count_tokens', 'truncate_tokens',
+           'waterfill', 'build_prompt', 'budget_check', 'min_budget', 'add_prompts', 'clean_answer', 'opens_think',
+           'parse_completion', 'extract_answer']
 
 # %% ../nbs/02_prompts.ipynb #d0404b10
 SYSTEM_PROMPT = (
-    "You are a personalized writing assistant. You are shown items from one user's history (their profile) and a new "
-    "request from the same user. First write ONE short sentence about this user's style inside <think> </think>, then "
-    "write only the final output for the request, in the user's style, inside <answer> </answer>. Example: "
-    "<think>The user writes short, plain, lowercase phrases.</think><answer>simple tool to resize photos</answer>")
-REASON_INSTRUCTION = "Reason about this user inside <think> </think>, then give only the final output inside <answer> </answer>."
-EXAMPLE_ANSWERS = ("simple tool to resize photos",)  # answers the prompts show as examples: `prlm.rewards` treats a copy as a placeholder
+    "You write for one user. Read the items from their history, then write ONE short sentence inside <think> </think> "
+    "about what their outputs have in common, then only the final output for their request inside <answer> </answer>.")
+REASON_INSTRUCTION = "Think in one sentence inside <think> </think>, then give only the output inside <answer> </answer>."
+REASON_EXAMPLE = "What their {} have in common."  # the reasoning shown in the format line ({}: 'titles', 'synopses', ...)
+EXAMPLE_ANSWERS = ()  # literal answers a prompt shows: none, since a 135M model copies any example answer it is shown
 
 # %% ../nbs/02_prompts.ipynb #75eacc03
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class TaskPrompt:
     "How one task writes its profile items and its query into a user message."
     item: str | Callable[[dict, int], str]  # one item: format over text/output/date/rank, or f(item, rank)
     join: str = '\n'  # between items
-    wrap: str | Callable[[str, str], str] = '{items}\n\n{input}'  # format over items/input/n, or f(items, input)
+    wrap: str | Callable[[str, str], str] = '{items}\n\n{input}'  # format over items/input/n/first, or f(items, input)
     empty: str = '{input}'  # the message when there are no items (format over input)
 
     def render_item(self, it: Mapping, rank: int) -> str:
@@ -41,7 +41,8 @@ class TaskPrompt:
         if not items: return self.empty.format(input=inp)
         body = self.join.join(self.render_item(it, r) for r, it in enumerate(items, 1))
         if callable(self.wrap): return self.wrap(body, inp)
-        return self.wrap.format(items=body, input=inp, n=len(items))
+        first = items[0].get('output') or items[0].get('text') or ''  # the top item's output: the user's own example
+        return self.wrap.format(items=body, input=inp, n=len(items), first=first)
 
 # %% ../nbs/02_prompts.ipynb #6f8cadcc
 def labelled(text_label: str, # label of the item's input side, e.g. 'Abstract'
@@ -54,10 +55,11 @@ def labelled(text_label: str, # label of the item's input side, e.g. 'Abstract'
         return s
     return f
 
-def _prlm(text_label, output_label=None) -> TaskPrompt:
-    return TaskPrompt(item=labelled(text_label, output_label), join='\n\n',
-                      wrap="Here are {n} items from this user's history, most relevant first:\n\n{items}\n\n"
-                           "Request: {input}\n\n" + REASON_INSTRUCTION,
+def _prlm(text_label, output_label=None, plural='outputs') -> TaskPrompt:
+    "PrLM's message: the items, the request, the format shown on the user's own top item (its output is the example answer)."
+    return TaskPrompt(item=labelled(text_label, output_label), join='\n',
+                      wrap="This user's history, most relevant first:\n{items}\n\nRequest: {input}\n\n" + REASON_INSTRUCTION
+                           + " The format, with their item [1]: <think>" + REASON_EXAMPLE.format(plural) + "</think><answer>{first}</answer>",
                       empty="Request: {input}\n\n" + REASON_INSTRUCTION)
 
 # %% ../nbs/02_prompts.ipynb #73e993c3
@@ -79,10 +81,11 @@ _RAG = {
     'default': TaskPrompt('"{output}" is the output for "{text}" ', ', and ', '{items}. Following the given patterns {input}'),
 }
 _PRLM = {
-    'LaMP-1': _prlm('Paper (title and abstract)'), 'LaMP-2': _prlm('Article', 'Category'), 'LaMP-2N': _prlm('Movie', 'Tag'),
-    'LaMP-3': _prlm('Review', 'Score'), 'LaMP-4': _prlm('Article', 'Headline'), 'LaMP-5': _prlm('Abstract', 'Title'),
-    'LaMP-6': _prlm('Email', 'Subject'), 'LaMP-7': _prlm('Tweet'), 'debian': _prlm('Description', 'Synopsis'),
-    'default': _prlm('Input', 'Output'),
+    'LaMP-1': _prlm('Paper (title and abstract)', plural='papers'), 'LaMP-2': _prlm('Article', 'Category', 'categories'),
+    'LaMP-2N': _prlm('Movie', 'Tag', 'tags'), 'LaMP-3': _prlm('Review', 'Score', 'scores'),
+    'LaMP-4': _prlm('Article', 'Headline', 'headlines'), 'LaMP-5': _prlm('Abstract', 'Title', 'titles'),
+    'LaMP-6': _prlm('Email', 'Subject', 'subjects'), 'LaMP-7': _prlm('Tweet', plural='tweets'),
+    'debian': _prlm('Description', 'Synopsis', 'synopses'), 'default': _prlm('Input', 'Output'),
 }
 
 # %% ../nbs/02_prompts.ipynb #4eec7231
@@ -200,37 +203,38 @@ def waterfill(lengths: Sequence[int], # token length of each item text
     return [min(l, c) for l in lengths]
 
 # %% ../nbs/02_prompts.ipynb #c24178c4
-def _fit(tp: TaskPrompt, items, inp, render, tokenizer, max_tokens, max_input_share, min_item_tokens, ex_id):
+def _fit(tp: TaskPrompt, items, inp, render, tokenizer, max_tokens, max_input_share, min_item_tokens, min_input_tokens, ex_id):
     "Fit items and input into `max_tokens`; returns (prompt, n_tokens, items_kept, n_items_cut, input_cut)."
     items = list(items)
     cutters = [_Cutter(tokenizer, it.get('text') or '') for it in items]
-    fixed = count_tokens(tokenizer, render([{**it, 'text': ''} for it in items], inp))
-    if fixed + sum(map(len, cutters)) <= max_tokens + 2 * len(items) + 2:  # may fit as is (joins tokenize a bit differently)
+    shell = lambda its, s: count_tokens(tokenizer, render([{**it, 'text': ''} for it in its], s))
+    if shell(items, inp) + sum(map(len, cutters)) <= max_tokens + 2 * len(items) + 2:  # may fit as is (joins tokenize a bit differently)
         n = count_tokens(tokenizer, p := render(items, inp))
         if n <= max_tokens: return p, n, len(items), 0, False
-    input_cut, cap_in, icut = False, int(max_input_share * max_tokens), _Cutter(tokenizer, inp)
-    if items and len(icut) > cap_in: inp, input_cut, fixed = icut.cut(cap_in), True, None
+    icut = _Cutter(tokenizer, inp)
+    n_in = min(len(icut), int(max_input_share * max_tokens)) if items else len(icut)
     while items:
         lens = [len(c) for c in cutters]
-        if fixed is None: fixed = count_tokens(tokenizer, render([{**it, 'text': ''} for it in items], inp))
-        budget = max_tokens - fixed
+        budget = max_tokens - shell(items, icut.cut(n_in))
+        short = sum(min(l, min_item_tokens) for l in lens) - budget
+        if short > 0 and n_in > min_input_tokens:  # items before the request's long tail: cut the input down first
+            n_in = max(min_input_tokens, n_in - short); continue
         for _ in range(8):  # joins re-tokenize a little differently from the parts: shrink until it really fits
             caps = waterfill(lens, budget)
             cut = [c < l for c, l in zip(caps, lens)]
             if any(c < min_item_tokens for c, k in zip(caps, cut) if k): break
             kept = [{**it, 'text': ct.cut(c)} for it, ct, c in zip(items, cutters, caps)]
-            n = count_tokens(tokenizer, p := render(kept, inp))
-            if n <= max_tokens: return p, n, len(items), sum(cut), input_cut
+            n = count_tokens(tokenizer, p := render(kept, icut.cut(n_in)))
+            if n <= max_tokens: return p, n, len(items), sum(cut), n_in < len(icut)
             budget -= n - max_tokens
-        items.pop(); cutters.pop(); fixed = None
-    icut = _Cutter(tokenizer, inp)
-    n_inp = len(icut)
+        items.pop(); cutters.pop()
+    n_in = len(icut)
     while True:
-        n = count_tokens(tokenizer, p := render([], icut.cut(n_inp)))
-        if n <= max_tokens: return p, n, 0, 0, input_cut
-        if n_inp == 0:
+        n = count_tokens(tokenizer, p := render([], icut.cut(n_in)))
+        if n <= max_tokens: return p, n, 0, 0, n_in < len(icut)
+        if n_in == 0:
             raise ValueError(f"example {ex_id!r}: max_prompt_tokens={max_tokens} is smaller than the prompt template alone ({n} tokens)")
-        n_inp, input_cut = max(0, n_inp - (n - max_tokens)), True
+        n_in = max(0, n_in - (n - max_tokens))
 
 # %% ../nbs/02_prompts.ipynb #79af623d
 def build_prompt(example: Mapping, # a record: task, input, profile (+ retrieved)
@@ -238,8 +242,9 @@ def build_prompt(example: Mapping, # a record: task, input, profile (+ retrieved
                  tokenizer=None, # the policy's tokenizer (chat template + budget); None: plain text, no budget
                  max_prompt_tokens: int = 512, # the final prompt's length limit in the tokenizer's tokens
                  k: int | None = None, # use at most k retrieved items (None: all retrieved; 0: none)
-                 max_input_share: float = 0.6, # with items, cut an input longer than this share of the budget first
-                 min_item_tokens: int = 16, # drop the lowest-ranked item rather than cut items below this
+                 max_input_share: float = 0.4, # with items, the request's input gets at most this share of the budget
+                 min_input_tokens: int = 48, # ... and is cut down to this many tokens before any item is dropped
+                 min_item_tokens: int = 12, # drop the lowest-ranked item rather than cut an item's text below this
                  return_info: bool = False, # also return a dict describing what the budget did
                 ):
     "The prompt for one example: template, retrieved items, chat template, fitted to the token budget."
@@ -253,13 +258,39 @@ def build_prompt(example: Mapping, # a record: task, input, profile (+ retrieved
         # we tokenize whole profiles on purpose to measure them: silence "sequence longer than model_max_length"
         tokenizer.deprecation_warnings['sequence-length-is-longer-than-the-specified-maximum'] = True
     if tokenizer is None:
-        p = render(items, example['input'])
-        info = dict(prompt_tokens=None, prompt_items=len(items), items_truncated=0, input_truncated=False)
+        p, kept = render(items, example['input']), len(items)
+        info = dict(prompt_tokens=None, prompt_items=kept, items_truncated=0, input_truncated=False)
     else:
         p, n, kept, ncut, icut = _fit(tp, items, example['input'], render, tokenizer, max_prompt_tokens,
-                                      max_input_share, min_item_tokens, example.get('id'))
+                                      max_input_share, min_item_tokens, min_input_tokens, example.get('id'))
         info = dict(prompt_tokens=n, prompt_items=kept, items_truncated=ncut, input_truncated=icut)
+    info['item_ids'] = [str(it.get('id')) for it in items[:kept]]
     return (p, info) if return_info else p
+
+# %% ../nbs/02_prompts.ipynb #cf3926f6
+def budget_check(tokenizer, # the policy's tokenizer
+                 template: str | PromptTemplate = 'prlm', # template name or object
+                 max_prompt_tokens: int = 512, # the budget to check
+                 k: int = 4, # items wanted per prompt
+                 task: str | None = None, # the task whose item format to use (None: the default entry)
+                 output_tokens: int = 16, # length of each synthetic item's output side
+                 **kw, # passed to `build_prompt` (max_input_share, min_input_tokens, min_item_tokens)
+                ) -> int:
+    "How many of `k` long synthetic items a prompt of this budget keeps next to a long request (the worst case)."
+    w = ' lorem'
+    items = [dict(id=str(i), text=w * 400, output=(w * output_tokens).strip(), date=None) for i in range(k)]
+    ex = dict(id='budget check', task=task, input=(w * 400).strip(), profile=items, retrieved=[dict(index=i, score=0.) for i in range(k)])
+    try: return build_prompt(ex, template, tokenizer, max_prompt_tokens, k, return_info=True, **kw)[1]['prompt_items']
+    except ValueError: return 0
+
+def min_budget(tokenizer, template='prlm', k: int = 4, task: str | None = None, hi: int = 8192, **kw) -> int:
+    "The smallest `max_prompt_tokens` at which `budget_check` keeps all `k` items."
+    lo = 16
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if budget_check(tokenizer, template, mid, k, task, **kw) >= k: hi = mid
+        else: lo = mid + 1
+    return lo
 
 # %% ../nbs/02_prompts.ipynb #9bff3511
 def add_prompts(ds, # a `datasets.Dataset` in the shared record schema
@@ -267,13 +298,13 @@ def add_prompts(ds, # a `datasets.Dataset` in the shared record schema
                 template: str | PromptTemplate = 'prlm', # template name or object
                 max_prompt_tokens: int = 512, # token budget per prompt
                 k: int | None = None, # items per prompt (None: all retrieved)
-                **kw, # passed to `build_prompt` (max_input_share, min_item_tokens)
+                **kw, # passed to `build_prompt` (max_input_share, min_input_tokens, min_item_tokens)
                ):
-    "`ds` with `prompt`, `prompt_tokens`, `prompt_items`, `prompt_items_truncated`, `prompt_input_truncated` columns."
+    "`ds` with `prompt`, `prompt_tokens`, `prompt_items`, `prompt_item_ids`, `prompt_items_truncated`, `prompt_input_truncated`."
     get_template(template)
     def f(ex):
         p, info = build_prompt(ex, template, tokenizer, max_prompt_tokens, k, return_info=True, **kw)
-        return dict(prompt=p, prompt_tokens=info['prompt_tokens'], prompt_items=info['prompt_items'],
+        return dict(prompt=p, prompt_tokens=info['prompt_tokens'], prompt_items=info['prompt_items'], prompt_item_ids=info['item_ids'],
                     prompt_items_truncated=info['items_truncated'], prompt_input_truncated=info['input_truncated'])
     name = template if isinstance(template, str) else template.name
     return ds.map(f, desc=f"prompts ({name}, k={k})")

@@ -34,7 +34,7 @@ def completion_text(completion: Any) -> str:
     except Exception: return ''
 
 # %% ../nbs/06_rewards.ipynb #b22d0664
-from .prompts import extract_answer, opens_think
+from .prompts import EXAMPLE_ANSWERS, extract_answer, opens_think
 
 def _prompt_text(prompt: Any) -> str:
     "The prompt's text, or the text of a conversation's last message (where a prefilled `<think>` would be)."
@@ -62,11 +62,7 @@ def _norm(s: str) -> str:
 
 def _template_examples() -> set[str]:
     "Example answers the prompt templates show (copied examples are placeholders too)."
-    try:
-        from prlm import prompts
-        ex = getattr(prompts, 'PLACEHOLDERS', None) or getattr(prompts, 'EXAMPLE_ANSWERS', None) or ()
-        return {_norm(e) for e in ex}
-    except Exception: return set()
+    return {_norm(e) for e in EXAMPLE_ANSWERS}
 
 # %% ../nbs/06_rewards.ipynb #68a0c13a
 def is_placeholder(answer: str, query: str | None = None, extra: tuple = ()) -> bool:

@@ -1,3 +1,4 @@
+import re
 "Reward functions: literal data in both completion formats, malformed completions, registry errors, never-raise property."
 import math
 import pytest
@@ -105,14 +106,15 @@ def test_no_reward_ever_raises(comps, target, prompt):
 
 
 def test_prlm_prompt_prefill_and_example_copy():
-    "The `prlm` template opens <think> in the prompt: a completion without it is fully formatted; copying the prompt's example answer is a placeholder."
+    "The `prlm` template opens <think> in the prompt and shows no literal answer to copy; a placeholder answer is guarded."
     from prlm.prompts import build_prompt, EXAMPLE_ANSWERS
+    assert EXAMPLE_ANSWERS == () and not re.search(r'<answer>[^<]*\w[^<]*</answer>', build_prompt(dict(id='q', task='LaMP-5', input='x'), 'prlm'))
     p = build_prompt(dict(id='q', task='LaMP-5', input='Write a title for: we study X.'), 'prlm')
     assert p.rstrip().endswith('<think>')
     good = 'The user likes short titles.</think><answer>Sparse retrieval revisited</answer>'
     assert format_reward(prompts=[p], completions=[good]) == [1.0]
     assert rouge_reward(prompts=[p], completions=[good], target=[TARGET])[0] > 2.9
-    copy = f'The user likes short titles.</think><answer>{EXAMPLE_ANSWERS[0].title()}.</answer>'
+    copy = 'The user likes short titles.</think><answer>Your answer here.</answer>'
     assert rouge_reward(prompts=[p], completions=[copy], target=[TARGET]) == [GUARD_PENALTY]
     assert _pr()(prompts=[p], completions=[copy], query=['Write a title for: we study X.']) == [GUARD_PENALTY]
     # the prefilled <think> counts: reasoning that never closes has no answer, whatever text it holds
