@@ -4,15 +4,18 @@
 
 # %% ../nbs/08_evaluate.ipynb #3d10c797
 from __future__ import annotations
-import hashlib, json, os, tempfile
+import hashlib, json, os, re, shutil, tempfile, warnings
+from collections import Counter
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['SYSTEMS', 'METRICS', 'SystemSpec', 'first_words', 'copy_top1', 'prompt_hash', 'dir_fingerprint', 'model_key',
-           'GenerationCache', 'generate_cached', 'score_predictions', 'paired_delta', 'EvalGrid', 'EvalResults',
-           'deltas', 'fig_k', 'fig_retriever', 'summary_table', 'save', 'load_results', 'evaluate_systems']
+__all__ = ['SYSTEMS', 'METRICS', 'HEALTH_FLAGS', 'PROFILES', 'SystemSpec', 'first_words', 'copy_top1', 'prompt_hash',
+           'dir_fingerprint', 'model_key', 'GenerationCache', 'generate_cached', 'score_predictions', 'paired_delta',
+           'is_query_copy', 'answer_health', 'health_shares', 'items_hist', 'EvalGrid', 'EvalResults', 'deltas',
+           'personalization', 'health', 'fig_k', 'fig_retriever', 'fig_personalization', 'summary_table', 'save',
+           'load_results', 'evaluate_systems']
 
 # %% ../nbs/08_evaluate.ipynb #d3d8204e
 @dataclass(frozen=True)
@@ -156,7 +159,59 @@ def paired_delta(a:list, b:list, n_boot:int=1000, seed:int=0)->tuple:
     a, b = np.asarray(a, float), np.asarray(b, float)
     return _ci3(paired_bootstrap_ci(a, b, n_resamples=n_boot, seed=seed), a-b)
 
+# %% ../nbs/08_evaluate.ipynb #772bfe6d
+HEALTH_FLAGS = ('empty', 'not_well_formed', 'template_copy', 'query_copy', 'profile_copy')
+
+def _words(s)->str:
+    "Lower-cased words of `s`, single-spaced, punctuation dropped: the form copies are compared in."
+    return ' '.join(re.findall(r'\w+', str(s or '').lower()))
+
+def is_query_copy(answer:str,      # an extracted answer
+                  query:str,       # the text it may have been copied from
+                  min_words:int=4, # a copied run must be at least this long (unless it is the whole query)
+                 )->bool:
+    "Is `answer` the query, or a run of at least `min_words` of its words?"
+    a, q = _words(answer), _words(query)
+    if not a or not q: return False
+    return a == q or (len(a.split()) >= min_words and f' {a} ' in f' {q} ')
+
+# %% ../nbs/08_evaluate.ipynb #d855128b
+def answer_health(preds:list,                   # extracted answers
+                  completions:list|None=None,   # their completions (None: a non-LLM system)
+                  prompts:list|None=None,       # their prompts (a prefilled `<think>` changes the parse)
+                  queries:list|None=None,       # per example: the query text, or several texts (query, input)
+                  items_outputs:list|None=None, # per example: the `output` of each profile item in the prompt
+                  reasoning:bool=False,         # a reasoning template: check `<think>`/`<answer>` well-formedness
+                 )->list[dict]:
+    "Per example, {flag: bool} for every flag of `HEALTH_FLAGS`."
+    from prlm.prompts import parse_completion
+    from prlm.rewards import is_placeholder
+    out = []
+    for i, a in enumerate(preds):
+        a = a or ''
+        empty, wa = not a.strip(), _words(a)
+        qs = queries[i] if queries is not None else ()
+        qs = [qs] if isinstance(qs, str) else list(qs or ())
+        nwf = empty
+        if reasoning and completions is not None:
+            nwf = not parse_completion(completions[i], prompts[i] if prompts is not None else None)['well_formed']
+        out.append(dict(empty=empty, not_well_formed=nwf, template_copy=not empty and is_placeholder(a),
+                        query_copy=not empty and any(is_query_copy(a, q) for q in qs),
+                        profile_copy=bool(wa) and any(wa == _words(o) for o in (items_outputs[i] if items_outputs is not None else ()) if o)))
+    return out
+
+# %% ../nbs/08_evaluate.ipynb #c62fc9ae
+def health_shares(flags:list)->dict:
+    "{flag: share of the examples raising it} from `answer_health`'s output."
+    return {f: float(np.mean([d[f] for d in flags])) if flags else 0.0 for f in HEALTH_FLAGS}
+
+def items_hist(n_items:list)->dict:
+    "{'n': how many prompts held n profile items}, by n."
+    return {str(n): c for n, c in sorted(Counter(int(n) for n in n_items).items())}
+
 # %% ../nbs/08_evaluate.ipynb #3d83db93
+PROFILES = ('own', 'other', 'none')  # whose profile items a prompt holds: the user's, another user's, none
+
 @dataclass
 class EvalGrid:
     "Which cells (retriever, k) to evaluate: the main setting plus a k sweep and a retriever sweep."
@@ -164,17 +219,27 @@ class EvalGrid:
     k: int = 4                       # main k
     ks: tuple = (1, 2, 4, 8)         # k sweep (with the main retriever)
     retrievers: tuple = ('bm25', 'dense', 'recency', 'random')  # retriever sweep (with the main k)
+    profiles: tuple = PROFILES       # profiles the main cell is scored with (the sweeps use the user's own)
+    def __post_init__(self):
+        bad = [p for p in self.profiles if p not in PROFILES]
+        if bad: raise ValueError(f"unknown profile(s) {bad}; known: {list(PROFILES)}")
     def cells(self)->list:
         "[(retriever, k)], main setting first, no duplicates."
         cs = [(self.retriever, self.k)] + [(self.retriever, k) for k in self.ks] + [(r, self.k) for r in self.retrievers]
         return list(dict.fromkeys(cs))
+    def profiles_at(self, retriever:str, k:int)->tuple:
+        "Profiles scored at cell (`retriever`, `k`): 'own' everywhere, the ablations at the main cell only."
+        main = (retriever, k) == (self.retriever, self.k)
+        return ('own',) + (tuple(p for p in dict.fromkeys(self.profiles) if p != 'own') if main else ())
 
 # %% ../nbs/08_evaluate.ipynb #09b3c818
+def _prof(r:dict)->str: return r.get('profile') or 'own'  # rows written before the ablation existed are 'own'
+
 @dataclass
 class EvalResults:
-    "Scores of every evaluated (system, retriever, k) cell, with per-example predictions."
-    rows: list = field(default_factory=list)      # one dict per cell: system, retriever, k, n, rouge-1, rouge-1_lo, ...
-    examples: list = field(default_factory=list)  # one dict per (cell, query): id, pred, gold, completion, rouge-1, rouge-L
+    "Scores of every evaluated (system, retriever, k, profile) cell, with per-example predictions."
+    rows: list = field(default_factory=list)      # one dict per cell: system, retriever, k, profile, n, rouge-1, rouge-1_lo, ..., items_mean, items_hist, health
+    examples: list = field(default_factory=list)  # one dict per (cell, query): profile, id, pred, gold, completion, rouge-1, rouge-L, prompt_items, prompt_item_ids, profile_user_id, flags
     main: dict = field(default_factory=dict)      # the main setting: {'retriever':..., 'k':...}
     reference: str = 'prlm'                       # the system the paired deltas are computed for
     n_boot: int = 1000
@@ -184,26 +249,27 @@ class EvalResults:
         systems = list(dict.fromkeys(r['system'] for r in self.rows))
         return f"EvalResults({len(self.rows)} cells, systems={systems}, main={self.main})"
 
-    def table(self)->pd.DataFrame:
-        "The tidy results table (one row per system × retriever × k)."
-        return pd.DataFrame(self.rows)
+    def table(self, profile:str|None='own')->pd.DataFrame:
+        "The tidy results table: one row per system × retriever × k with `profile` (None: every profile)."
+        return pd.DataFrame([r for r in self.rows if profile is None or _prof(r) == profile])
 
     def main_table(self)->pd.DataFrame:
-        "The main setting only: systems × ROUGE-1/ROUGE-L with CIs."
+        "The main setting only (own profiles): systems × ROUGE-1/ROUGE-L with CIs."
         t = self.table()
         if t.empty: return t
         return t[(t.retriever == self.main['retriever']) & (t.k == self.main['k'])].reset_index(drop=True)
 
 # %% ../nbs/08_evaluate.ipynb #65f9e879
-def _per_example(self:EvalResults, system, retriever, k, metric)->dict:
+def _per_example(self:EvalResults, system, retriever, k, metric, profile='own')->dict:
     return {e['id']: e[metric] for e in self.examples
-            if e['system'] == system and e['retriever'] == retriever and e['k'] == k}
+            if e['system'] == system and e['retriever'] == retriever and e['k'] == k and _prof(e) == profile}
 
 def deltas(self:EvalResults, main_only:bool=True)->pd.DataFrame:
-    "Paired bootstrap CIs of `reference` minus each other system (per cell; main setting only by default)."
+    "Paired bootstrap CIs of `reference` minus each other system (per cell, own profiles; main setting only by default)."
     rows = []
-    cells = [(self.main['retriever'], self.main['k'])] if main_only else list(dict.fromkeys((r['retriever'], r['k']) for r in self.rows))
-    systems = list(dict.fromkeys(r['system'] for r in self.rows))
+    own = [r for r in self.rows if _prof(r) == 'own']
+    cells = [(self.main['retriever'], self.main['k'])] if main_only else list(dict.fromkeys((r['retriever'], r['k']) for r in own))
+    systems = list(dict.fromkeys(r['system'] for r in own))
     for ret, k in cells:
         for m in METRICS:
             ref = _per_example(self, self.reference, ret, k, m)
@@ -218,6 +284,38 @@ def deltas(self:EvalResults, main_only:bool=True)->pd.DataFrame:
                                  delta=d, lo=lo, hi=hi, significant=bool(lo > 0 or hi < 0)))
     return pd.DataFrame(rows)
 EvalResults.deltas = deltas
+
+# %% ../nbs/08_evaluate.ipynb #192054f8
+_CONTRASTS = ('other', 'none')
+
+def personalization(self:EvalResults)->pd.DataFrame:
+    "Per system and metric at the main cell: own minus other / none profile, with paired bootstrap 95% CIs."
+    ret, k = self.main.get('retriever'), self.main.get('k')
+    cols = ['system', 'metric', 'contrast', 'n', 'own', 'ablated', 'delta', 'lo', 'hi', 'significant']
+    systems = list(dict.fromkeys(r['system'] for r in self.rows if _prof(r) != 'own'))
+    rows = []
+    for s in systems:
+        for m in METRICS:
+            own = _per_example(self, s, ret, k, m)
+            for p in _CONTRASTS:
+                oth = _per_example(self, s, ret, k, m, p)
+                ids = [i for i in own if i in oth]
+                if not ids: continue
+                a, b = [own[i] for i in ids], [oth[i] for i in ids]
+                d, lo, hi = paired_delta(a, b, self.n_boot, self.seed)
+                rows.append(dict(system=s, metric=m, contrast=f'own-{p}', n=len(ids), own=float(np.mean(a)), ablated=float(np.mean(b)),
+                                 delta=d, lo=lo, hi=hi, significant=bool(lo > 0 or hi < 0)))
+    return pd.DataFrame(rows, columns=cols)
+EvalResults.personalization = personalization
+
+# %% ../nbs/08_evaluate.ipynb #9c2bbc68
+def health(self:EvalResults)->pd.DataFrame:
+    "Answer health of every cell: the share of answers raising each flag of `HEALTH_FLAGS`, and the mean items in the prompt."
+    cols = ['system', 'retriever', 'k', 'profile', 'n', *HEALTH_FLAGS, 'items_mean']
+    return pd.DataFrame([dict(system=r['system'], retriever=r['retriever'], k=r['k'], profile=_prof(r), n=r.get('n'),
+                              **{f: (r.get('health') or {}).get(f, np.nan) for f in HEALTH_FLAGS}, items_mean=r.get('items_mean', np.nan))
+                         for r in self.rows], columns=cols)
+EvalResults.health = health
 
 # %% ../nbs/08_evaluate.ipynb #cd8c0354
 _PALETTE = dict(zero_shot='#8c8c8c', rag='#1f77b4', reason='#ff7f0e', prlm='#d62728', copy_top1='#2ca02c', first_words='#9467bd')
@@ -252,6 +350,29 @@ def fig_retriever(self:EvalResults, metric:str='rouge-L'):
     return fig
 EvalResults.fig_k, EvalResults.fig_retriever = fig_k, fig_retriever
 
+# %% ../nbs/08_evaluate.ipynb #d4d5b648
+_PROFILE_COLORS = dict(own='#1f77b4', other='#ff7f0e', none='#8c8c8c')
+
+def fig_personalization(self:EvalResults, metric:str='rouge-L'):
+    "Plotly figure: `metric` per system with its own profile, another user's and none (main cell), grouped bars with 95% CIs."
+    import plotly.graph_objects as go
+    main = (self.main.get('retriever'), self.main.get('k'))
+    rows = [r for r in self.rows if (r['retriever'], r['k']) == main]
+    ablated = {r['system'] for r in rows if _prof(r) != 'own'}
+    fig = go.Figure()
+    for p in PROFILES:
+        g = [r for r in rows if r['system'] in ablated and _prof(r) == p]
+        if not g: continue
+        y = np.array([r[metric] for r in g])
+        fig.add_trace(go.Bar(x=[r['system'] for r in g], y=y, name=p, marker_color=_PROFILE_COLORS[p],
+                             error_y=dict(type='data', symmetric=False, array=np.array([r[f'{metric}_hi'] for r in g]) - y,
+                                          arrayminus=y - np.array([r[f'{metric}_lo'] for r in g]))))
+    fig.update_layout(barmode='group', title=f"{metric.upper()} with the user's own profile, another user's, or none "
+                      f"(retriever {main[0]}, k={main[1]})", xaxis_title='system', yaxis_title=metric.upper(),
+                      legend_title='profile', template='plotly_white', height=420)
+    return fig
+EvalResults.fig_personalization = fig_personalization
+
 # %% ../nbs/08_evaluate.ipynb #26202a57
 def _fmt_ci(r, m): return f"{r[m]:.4f} [{r[m+'_lo']:.4f}, {r[m+'_hi']:.4f}]"
 
@@ -266,8 +387,21 @@ def summary_table(self:EvalResults)->pd.DataFrame:
 def _repr_html_(self:EvalResults)->str:
     t = summary_table(self)
     if t.empty: return '<p>EvalResults: no cells evaluated</p>'
-    head = f"<p><b>Main setting</b>: retriever <code>{self.main['retriever']}</code>, k={self.main['k']}; {len(self.rows)} cells in all.</p>"
-    return head + t.to_html(index=False, escape=True)
+    out = (f"<p><b>Main setting</b>: retriever <code>{self.main['retriever']}</code>, k={self.main['k']}; {len(self.rows)} cells in all.</p>"
+           + t.to_html(index=False, escape=True))
+    pz = self.personalization()
+    if not pz.empty:
+        pz['Δ [95% CI]'] = [f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]" for d, lo, hi in zip(pz.delta, pz.lo, pz.hi)]
+        out += ("<p><b>Personalization</b>: own profile minus another user's (<code>own-other</code>) and minus none "
+                "(<code>own-none</code>), paired on the same queries.</p>"
+                + pz[['system', 'metric', 'contrast', 'n', 'Δ [95% CI]', 'significant']].to_html(index=False, escape=True)
+                + self.fig_personalization().to_html(full_html=False, include_plotlyjs='cdn'))
+    h = self.health()
+    h = h[(h.retriever == self.main['retriever']) & (h.k == self.main['k'])]
+    if h[list(HEALTH_FLAGS)].notna().any().any():
+        out += ("<p><b>Answer health</b> at the main cell: share of answers with each flag, mean profile items in the prompt.</p>"
+                + h.drop(columns=['retriever', 'k']).to_html(index=False, escape=True, float_format=lambda x: f'{x:.2f}'))
+    return out
 
 def save(self:EvalResults, out_dir):
     "Write `results.json` (rows, main) and `examples.jsonl` (per-example) atomically into `out_dir`."
@@ -278,10 +412,11 @@ def save(self:EvalResults, out_dir):
     return out_dir
 
 def load_results(out_dir)->EvalResults:
-    "Load what `EvalResults.save` wrote."
+    "Load what `EvalResults.save` wrote (rows and examples from before the ablation are 'own')."
     out_dir = Path(out_dir)
     meta = json.loads((out_dir/'results.json').read_text())
     ex = [json.loads(l) for l in (out_dir/'examples.jsonl').read_text().splitlines() if l.strip()]
+    for r in meta.get('rows', []) + ex: r.setdefault('profile', 'own')
     return EvalResults(examples=ex, **meta)
 
 def _atomic_write(path, text:str):
@@ -294,12 +429,18 @@ EvalResults.summary_table, EvalResults._repr_html_, EvalResults.save = summary_t
 EvalResults.load = staticmethod(load_results)
 
 # %% ../nbs/08_evaluate.ipynb #acf59d56
-def _retrieve_all(ds, grid:EvalGrid, retriever_kw:dict)->dict:
+def _retrievers(grid:EvalGrid, retriever_kw:dict|None)->dict:
+    "{retriever name: Retriever} for every retriever of the grid (each built once: a dense model loads once)."
+    from prlm.retrieve import get_retriever
+    return {r: get_retriever(r, **(retriever_kw or {}).get(r, {})) for r in dict.fromkeys(r for r, _ in grid.cells())}
+
+def _retrieve_all(ds, grid:EvalGrid, retriever_kw:dict, retrievers:dict|None=None)->dict:
     "{retriever name: dataset with `retrieved`} at the largest k each retriever needs."
-    from prlm.retrieve import get_retriever, retrieve_dataset
+    from prlm.retrieve import retrieve_dataset
+    rets = retrievers or _retrievers(grid, retriever_kw)
     need = {}
     for r, k in grid.cells(): need[r] = max(need.get(r, 0), k, 1)
-    return {r: retrieve_dataset(ds, get_retriever(r, **(retriever_kw or {}).get(r, {})), k) for r, k in need.items()}
+    return {r: retrieve_dataset(ds, rets[r], k) for r, k in need.items()}
 
 def _load_tokenizer(policy):
     from transformers import AutoTokenizer
@@ -316,21 +457,62 @@ def _load_model(policy, adapter=None):
     model.eval()
     return model, tok
 
+# %% ../nbs/08_evaluate.ipynb #117de615
+def _save_ds(ds, path):
+    "`ds.save_to_disk(path)`, replacing what was there only once the new copy is complete."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.tmp')
+    shutil.rmtree(tmp, ignore_errors=True)
+    ds.save_to_disk(str(tmp))
+    shutil.rmtree(path, ignore_errors=True); os.replace(tmp, path)
+
+def _other_profiles(ds, retriever, k:int, seed:int, path):
+    "`ds` with every row's profile swapped for another user's (`prlm.data.swap_profiles`), retrieved, saved to `path`; None if it cannot be."
+    from prlm.data import swap_profiles
+    from prlm.retrieve import retrieve_dataset
+    try: sw = swap_profiles(ds, seed)
+    except ValueError as e:
+        warnings.warn(f"evaluate: no 'other' profiles: {e}"); return None
+    sw = retrieve_dataset(sw, retriever, k)
+    _save_ds(sw, path)
+    return sw
+
+# %% ../nbs/08_evaluate.ipynb #791fa999
+def _top_items(ds, column:str='retrieved')->list:
+    "Per row, the retrieved profile items as {'id', 'output'}, best first (ids as strings, as `prlm.prompts` records them)."
+    out = []
+    for e in ds.select_columns(['profile', column]):
+        prof = e['profile']
+        out.append([dict(id=str(prof[x['index']].get('id')), output=prof[x['index']].get('output') or '') for x in e[column] or []])
+    return out
+
+def _prompt_items(tops:list, n_items:list, ids:list|None=None)->tuple:
+    "(ids, outputs) of the profile items in each prompt: `ids` when given, else the first `n_items` retrieved."
+    if ids is None: return [[t['id'] for t in top[:n]] for top, n in zip(tops, n_items)], [[t['output'] for t in top[:n]] for top, n in zip(tops, n_items)]
+    outs = []
+    for top, row in zip(tops, ids):
+        by_id = {}
+        for t in top: by_id.setdefault(t['id'], t['output'])
+        outs.append([by_id.get(i, '') for i in row])
+    return [list(r) for r in ids], outs
+
 # %% ../nbs/08_evaluate.ipynb #69ec4f8c
 def evaluate_systems(test_ds,                       # held-out queries (shared schema, golds in `target`)
-                     out_dir,                       # RUN/eval: generations/, predictions/, results.json
+                     out_dir,                       # RUN/eval: generations/, predictions/, data/test_other, results.json
                      policy,                        # base policy: path or hub id (`prlm.models.load_policy`)
                      adapter=None,                  # trained LoRA adapter dir (needed for `prlm`)
                      systems=tuple(SYSTEMS),        # which systems to run
-                     grid:EvalGrid|None=None,       # main setting + sweeps
+                     grid:EvalGrid|None=None,       # main setting + sweeps (+ the profiles of the main cell)
                      templates:dict|None=None,      # remap template names, e.g. {'rag': 'debian_rag'}
                      max_prompt_tokens:int=512,     # prompt budget (same as training)
                      retriever_kw:dict|None=None,   # per-retriever kwargs, e.g. {'dense': {'model': ...}}
                      gen_kw:dict|None=None,         # kwargs for `prlm.models.generate_dataset` (greedy by default)
                      task:str|None=None,            # task name for LaMP outputs (default: the dataset's `task`)
-                     n_boot:int=1000, seed:int=0, verbose:bool=True)->EvalResults:
-    "Run every system on every grid cell, with cached generations; save and return the results."
-    from prlm.prompts import add_prompts, extract_answer
+                     n_boot:int=1000,               # bootstrap resamples of every CI
+                     seed:int=0,                    # seed of the bootstraps and of the profile swap
+                     verbose:bool=True)->EvalResults:
+    "Run every system on every grid cell (at the main cell also with another user's profile and none), with cached generations; save and return the results."
+    from prlm.prompts import add_prompts, extract_answer, get_template
     from prlm.data import write_lamp_outputs
     grid, templates, gen_kw = grid or EvalGrid(), templates or {}, dict(gen_kw or {})
     unknown = [s for s in systems if s not in SYSTEMS]
@@ -341,17 +523,29 @@ def evaluate_systems(test_ds,                       # held-out queries (shared s
     task = task or (test_ds[0]['task'] if len(test_ds) else None)
     golds = list(test_ds['target'])
     if any(g is None for g in golds): raise ValueError("evaluation needs golds: some test rows have target=None")
-    by_ret = _retrieve_all(test_ds, grid, retriever_kw)
+    rets = _retrievers(grid, retriever_kw)
+    src = _retrieve_all(test_ds, grid, retriever_kw, rets)  # retrieved datasets by retriever name, and 'other'
+    jobs = [(s, r, k, p) for r, k in grid.cells() for s in systems for p in grid.profiles_at(r, k) if p == 'own' or SYSTEMS[s].use_profile]
+    if any(j[3] == 'other' for j in jobs):
+        src['other'] = _other_profiles(test_ds, rets[grid.retriever], max(grid.k, 1), seed, out_dir/'data'/'test_other')
+        if src['other'] is None: del src['other']; jobs = [j for j in jobs if j[3] != 'other']
+    tops = {n: _top_items(ds) for n, ds in src.items()}
     tok = _load_tokenizer(policy) if any(SYSTEMS[s].llm for s in systems) else None
-    # 1. prompts of every LLM (system, cell)
-    prompts = {}
-    for s in systems:
-        spec = SYSTEMS[s]
-        if not spec.llm: continue
-        for r, k in grid.cells():
-            ds = add_prompts(by_ret[r], tok, template=templates.get(spec.template, spec.template),
-                             max_prompt_tokens=max_prompt_tokens, k=k if spec.use_profile else 0)
-            prompts[s, r, k] = list(ds['prompt'])
+    tpl_of = lambda s: templates.get(SYSTEMS[s].template, SYSTEMS[s].template)
+    # 1. prompts of every LLM job (one build per source, template and k) and the profile items each prompt holds
+    built, prompts, items = {}, {}, {}
+    for job in jobs:
+        s, r, k, p = job
+        spec, sn = SYSTEMS[s], 'other' if p == 'other' else r
+        k_eff = k if spec.use_profile and p != 'none' else 0
+        if spec.llm:
+            if (sn, tpl_of(s), k_eff) not in built:
+                ds = add_prompts(src[sn], tok, template=tpl_of(s), max_prompt_tokens=max_prompt_tokens, k=k_eff)
+                built[sn, tpl_of(s), k_eff] = (list(ds['prompt']), list(ds['prompt_items']),
+                                               list(ds['prompt_item_ids']) if 'prompt_item_ids' in ds.column_names else None)
+            prompts[job], n_items, ids = built[sn, tpl_of(s), k_eff]
+        else: n_items, ids = [min(1, len(t)) if s == 'copy_top1' and k_eff else 0 for t in tops[sn]], None
+        items[job] = (n_items, *_prompt_items(tops[sn], n_items, ids))
     # 2. generate what is missing: base-policy systems share one loaded model, then the adapter
     completions, loaded = {}, {}
     for want_adapter in (False, True):
@@ -359,36 +553,50 @@ def evaluate_systems(test_ds,                       # held-out queries (shared s
         def load(): 
             if want_adapter not in loaded: loaded.clear(); loaded[want_adapter] = _load_model(policy, adapter if want_adapter else None)
             return loaded[want_adapter]
+        known = {}  # prompt -> completion of this model: systems with identical prompts share them
         for s in systems:
             if not SYSTEMS[s].llm or SYSTEMS[s].adapter != want_adapter: continue
             cache = GenerationCache(out_dir/'generations', s, key)
-            allp = [p for (s2, _, _), ps in prompts.items() if s2 == s for p in ps]
+            allp = [q for j, ps in prompts.items() if j[0] == s for q in ps]
+            have = [q for q in cache.missing(allp) if q in known]
+            if have: cache.add(have, [known[q] for q in have])
             n_new = len(cache.missing(allp))
             log(f"[evaluate] {s}: {len(set(allp))} distinct prompts, {n_new} to generate ({len(cache)} cached)")
             outs = generate_cached(allp, cache, load=load, **gen_kw)
-            completions.update({(s, p): c for p, c in zip(allp, outs)})
+            completions.update({(s, q): c for q, c in zip(allp, outs)}); known.update(zip(allp, outs))
     loaded.clear()
-    # 3. predictions, scores, LaMP outputs
+    # 3. predictions, scores, answer health, LaMP outputs
     res = EvalResults(main=dict(retriever=grid.retriever, k=grid.k), reference='prlm' if 'prlm' in systems else systems[0],
                       n_boot=n_boot, seed=seed)
-    ids = list(test_ds['id'])
-    for r, k in grid.cells():
-        for s in systems:
-            spec = SYSTEMS[s]
-            if spec.llm:
-                comps = [completions[s, p] for p in prompts[s, r, k]]
-                # the prompt tells whether the model's turn opened inside <think> (prefill): same reading as in training
-                preds = [extract_answer(c, p) for c, p in zip(comps, prompts[s, r, k])]
-            elif s == 'copy_top1': comps, preds = None, [copy_top1(e) for e in by_ret[r].select_columns(['profile', 'retrieved'])]
-            else: comps, preds = None, [first_words(q) for q in test_ds['query']]
-            sc = score_predictions(preds, golds, n_boot=n_boot, seed=seed)
-            per = sc.pop('per_example')
-            res.rows.append(dict(system=s, retriever=r, k=k, **sc))
-            for i, (qid, pred, gold) in enumerate(zip(ids, preds, golds)):
-                res.examples.append(dict(system=s, retriever=r, k=k, id=qid, pred=pred, gold=gold,
-                                         completion=comps[i] if comps else None, **{m: per[m][i] for m in METRICS}))
-            p = dict(zip(ids, preds))
-            write_lamp_outputs(p, out_dir/'predictions'/f'{s}__{r}_k{k}.json', task)
-            if (r, k) == (grid.retriever, grid.k): write_lamp_outputs(p, out_dir/'predictions'/f'{s}.json', task)
+    qids, queries = list(test_ds['id']), list(test_ds['query'])
+    inputs = list(test_ds['input']) if 'input' in test_ds.column_names else queries
+    users = [str(u) for u in test_ds['user_id']] if 'user_id' in test_ds.column_names else [None] * len(qids)
+    owner = dict(own=users, none=[None] * len(qids))
+    if 'other' in src: owner['other'] = [str(u) for u in src['other']['profile_user_id']]
+    for job in jobs:
+        s, r, k, p = job
+        spec, (n_items, item_ids, item_outs) = SYSTEMS[s], items[job]
+        if spec.llm:
+            prm = prompts[job]
+            comps = [completions[s, q] for q in prm]
+            # the prompt tells whether the model's turn opened inside <think> (prefill): same reading as in training
+            preds = [extract_answer(c, q) for c, q in zip(comps, prm)]
+        else:
+            prm = comps = None
+            preds = [o[0] if o else '' for o in item_outs] if s == 'copy_top1' else [first_words(q) for q in queries]
+        flags = answer_health(preds, comps, prm, list(zip(queries, inputs)), item_outs,
+                              reasoning=spec.llm and get_template(tpl_of(s)).reasoning)
+        sc = score_predictions(preds, golds, n_boot=n_boot, seed=seed)
+        per = sc.pop('per_example')
+        res.rows.append(dict(system=s, retriever=r, k=k, profile=p, **sc, items_mean=float(np.mean(n_items)) if n_items else 0.0,
+                             items_hist=items_hist(n_items), health=health_shares(flags)))
+        for i, (qid, pred, gold) in enumerate(zip(qids, preds, golds)):
+            res.examples.append(dict(system=s, retriever=r, k=k, profile=p, id=qid, pred=pred, gold=gold,
+                                     completion=comps[i] if comps else None, **{m: per[m][i] for m in METRICS},
+                                     prompt_items=int(n_items[i]), prompt_item_ids=item_ids[i], profile_user_id=owner[p][i],
+                                     flags=[f for f in HEALTH_FLAGS if flags[i][f]]))
+        pr = dict(zip(qids, preds))
+        write_lamp_outputs(pr, out_dir/'predictions'/f"{s}__{r}_k{k}{'' if p == 'own' else '__' + p}.json", task)
+        if (r, k) == (grid.retriever, grid.k) and p == 'own': write_lamp_outputs(pr, out_dir/'predictions'/f'{s}.json', task)
     res.save(out_dir)
     return res
