@@ -282,3 +282,184 @@ def test_browser_switches_runs(tmp_path, demo):
     assert len(b.w_query.options) == 3 and 'no GRPO log' in b.figs['rewards'].layout.annotations[0].text
     assert f"query <code>{b.w_query.value}</code>" in b.view.value
     with pytest.raises(ValueError, match='at least one run'): Browser([])
+
+
+# --- items that reached the prompt, profile swaps, left-aligned cards (issue 13) ---
+
+def _cells_left_aligned(h):
+    "Every table cell of a card carries text-align:left inline (a page's td{text-align:right} cannot reach it)."
+    cells = re.findall(r'<t[dh](?:\s[^>]*)?>', h)
+    assert cells, "no table cells"
+    bad = [c for c in cells if 'text-align:left' not in c]
+    assert not bad, bad[:3]
+
+
+def test_prompt_items_vs_cut_items():
+    # the budget let only item 2 (rank 1) into the prompt; item 1 (rank 2) was retrieved but cut
+    v = ExampleView(_example(), COMP, system='prlm', in_prompt=[2], flags=dict(empty=False, profile_copy=True))
+    h = v.to_html(); p = parse(h)
+    assert (v.in_prompt, v.cut) == ([2], [1])
+    rows = dict(re.findall(r'<tr id="[^"]+" data-item="(\d+)" style="([^"]*)"', h))
+    assert 'background:#f3f4f6' in rows['1'] and 'background:#fde68a' in rows['2']  # cut item grey, prompt item in its rank colour
+    assert 'in the prompt as [1]' in h and 'retrieved but cut by the token budget' in h and '1 reached the prompt, 1 retrieved but cut' in h
+    assert 'does not record' not in h and 'copies a profile item' in h
+    # attribution follows the prompt: the trace quotes item 1 too, but item 1 never reached the prompt, so nothing links to it
+    assert v.profile_use['items_linked'] == [2]
+    for x in p.hrefs: assert x[1:] in p.ids
+    # references number the prompt's items: [1] is item 2, [2] does not exist in a one-item prompt
+    r = ExampleView(_example(), '<think>As [1] and [2] say.</think><answer>a</answer>', in_prompt=[2])
+    assert [(s.source, s.text) for s in r.spans if s.method == 'reference'] == [(2, '[1]')]
+    # a prompt with no items (no profile): nothing is attributed to the profile, not even the retrieved items
+    z = ExampleView(_example(retrieved=[]), COMP, in_prompt=[])
+    assert z.profile_use['items_linked'] == [] and '0 reached the prompt' in z.to_html()
+
+
+def test_prompt_items_fallback_when_not_recorded():
+    v = ExampleView(_example(), COMP)
+    h = v.to_html()
+    assert v.in_prompt == [2, 1] and v.cut == [] and not v.prompt_known
+    assert 'does not record which items reached the prompt' in h and 'which reached the prompt is not recorded' in h
+    assert 'retrieved (prompt not recorded)' in h and 'health' not in h  # no flags recorded: no badge in the single view
+    from prlm.inspect import prompt_indices
+    prof = _example()['profile']
+    assert prompt_indices(prof, [dict(index=2), dict(index=1)], {}) is None
+    assert prompt_indices(prof, [dict(index=2), dict(index=1)], dict(prompt_items=1)) == [2]
+    assert prompt_indices(prof, None, dict(prompt_items=1)) is None
+    assert prompt_indices(prof, None, dict(prompt_item_ids=['c', 'zz', 'a'])) == [2, 0]  # unknown ids are skipped
+
+
+def _literal_run(path, new_fields=True, other=True):
+    "A tiny run directory; with `new_fields`, rows carry profile / prompt_item_ids / flags as evaluation now writes them."
+    from datasets import Dataset
+    ex = _example()
+    Dataset.from_list([ex]).save_to_disk(str(path / 'data' / 'test'))
+    ok = dict(empty=False, not_well_formed=False, template_copy=False, query_copy=False, profile_copy=False)
+    base = dict(retriever='bm25', k=2, id=ex['id'], gold=ex['target'])
+    rows = [dict(base, system='rag', pred='fast image resizer', completion=None),
+            dict(base, system='prlm', pred='fast bulk image resizer', completion=COMP)]
+    if new_fields:
+        rows[0].update(profile='own', prompt_items=2, prompt_item_ids=['c', 'b'], flags={**ok, 'profile_copy': True})
+        rows[1].update(profile='own', prompt_items=1, prompt_item_ids=['c'], flags=ok)
+        if other:
+            oprof = [dict(id='o1', text='Player for ' + EVIL, output='evil <i>player</i>', date=None),
+                     dict(id='o2', text='Tool to convert images & resize photos', output='image converter', date=None)]
+            Dataset.from_list([{**ex, 'profile': oprof, 'retrieved': [dict(index=1, score=2.0), dict(index=0, score=1.0)],
+                                'profile_user_id': 'mallory <m@x> & co'}]).save_to_disk(str(path / 'eval' / 'data' / 'test_other'))
+            rows.append(dict(base, system='prlm', profile='other', pred='image converter', prompt_items=1, prompt_item_ids=['o2'],
+                             flags={**ok, 'profile_copy': True}, completion='<think>Tool to convert images & resize photos.</think><answer>image converter</answer>'))
+        rows.append(dict(base, system='prlm', profile='none', pred='resize images', prompt_items=0, prompt_item_ids=[],
+                         flags={**ok, 'query_copy': True}, completion='<think>' + EVIL + '</think><answer>resize images</answer>'))
+    (path / 'eval').mkdir(parents=True, exist_ok=True)
+    (path / 'eval' / 'examples.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    res = [dict(system=r['system'], retriever='bm25', k=2, n=1, **{'rouge-1': 0.5, 'rouge-L': 0.4},
+                **({'profile': r['profile'], 'health': {f: float(v) for f, v in r['flags'].items()}} if new_fields else {})) for r in rows]
+    (path / 'eval' / 'results.json').write_text(json.dumps(dict(rows=res, main=dict(retriever='bm25', k=2))))
+    return Run(path), ex['id']
+
+
+def test_swap_view_with_new_fields(tmp_path):
+    r, q = _literal_run(tmp_path)
+    assert r.profiles == ['own', 'other', 'none'] and r.cells == [('bm25', 2)] and r.systems == ['rag', 'prlm']
+    assert set(r.outputs['prlm'][q]) >= {'prompt_item_ids', 'flags', 'profile'}  # own rows only in outputs
+    assert r.completion('prlm', q) == COMP
+    sw = r.swap(q, 'prlm')
+    assert list(sw.views) == ['own', 'other', 'none']
+    assert (sw.views['own'].in_prompt, sw.views['own'].cut) == ([2], [1])
+    assert (sw.views['other'].in_prompt, sw.views['other'].cut) == ([1], [0]) and sw.views['none'].in_prompt == []
+    assert sw.views['other'].ex['profile_user_id'] == 'mallory <m@x> & co'
+    h = sw._repr_html_(); p = parse(h)
+    assert set(p.tags) <= ALLOWED, set(p.tags) - ALLOWED
+    for x in p.hrefs: assert x[1:] in p.ids, f"dangling {x}"
+    # whose profile, and its items, escaped
+    assert 'mallory &lt;m@x&gt; &amp; co' in h and '<m@x>' not in h
+    assert 'evil &lt;i&gt;player&lt;/i&gt;' in h and '<i>player</i>' not in h and '<script>' not in h
+    assert 'image converter' in h and 'no profile items in the prompt' in h
+    # each column: ROUGE (evaluation's, saved in the rows here as absent: recomputed) and health flags
+    assert h.count('ROUGE-1 ') == 3 and 'copies a profile item' in h and 'copies the query' in h and 'healthy' in h
+    assert sw.scores['own'] is not None and 'answer changes' in sw.verdict()
+    _cells_left_aligned(h)
+    d = r.swaps('prlm')
+    assert [(x['id'], x['profile_user_id'], x['same_answer']) for x in d] == [(q, 'mallory <m@x> & co', False)]
+    assert d[0]['none'] is not None
+    # the systems side by side say which prompts each item reached
+    h2 = r.compare(q)._repr_html_(); parse(h2)
+    assert 'in the prompt of rag, prlm' in h2 and 'in the prompt of rag; cut by the token budget from that of prlm' in h2
+    _cells_left_aligned(h2)
+    # the run's face: the profile ablation from results.json, no machine path
+    h3 = r._repr_html_(); parse(h3)
+    assert 'does the answer follow the profile' in h3 and str(tmp_path) not in h3 and 'copies the query 100%' in h3
+    _cells_left_aligned(h3)
+    # the browser shows the swap
+    b = r.explore()
+    b.w_mode.value = 'profile swap'
+    assert 'prlm-swap' in b.view.value and 'mallory &lt;m@x&gt;' in b.view.value
+    b.w_order.value = 'profile swap costs most'
+    assert b.w_query.options[0][1] == q
+
+
+def test_swap_view_with_old_fields(tmp_path):
+    "A run written before profiles were swapped: every row is 'own', prompts are not recorded, the swap view says what is missing."
+    r, q = _literal_run(tmp_path, new_fields=False)
+    assert r.profiles == ['own'] and r.swaps('prlm') == []
+    v = r.example(q, 'prlm')
+    assert not v.prompt_known and v.flags is None and 'does not record which items reached the prompt' in v.to_html()
+    sw = r.swap(q, 'prlm')
+    assert list(sw.views) == ['own']
+    h = sw._repr_html_(); parse(h)
+    assert 'not evaluated with' in h and "profile='other'" in h.replace('&#x27;', "'") and 'health not recorded' in h
+    assert 'no swapped-profile answers' in sw.verdict()
+    h2 = r.compare(q)._repr_html_(); parse(h2)
+    assert 'this run does not record which reached the prompts' in h2
+    assert 'does the answer follow the profile' not in r._repr_html_()
+    with pytest.raises(KeyError): r.swap('nope')
+
+
+def test_swap_without_test_other(tmp_path):
+    "Rows with profile='other' but no eval/data/test_other: the answer shows, with a note that the other items are missing."
+    r, q = _literal_run(tmp_path)
+    import shutil; shutil.rmtree(tmp_path / 'eval' / 'data' / 'test_other')
+    r = Run(tmp_path)
+    sw = r.swap(q, 'prlm')
+    h = sw._repr_html_(); parse(h)
+    assert 'eval/data/test_other is missing' in h and '(whose: not recorded)' in h and 'image converter' in h
+
+
+def test_demo_run_has_profile_swaps(demo):
+    r = Run(demo)
+    assert r.profiles == ['own', 'other', 'none'] and r.cells == [('bm25', 3), ('bm25', 1)]
+    assert r.other_examples and all(e['profile_user_id'] != e['user_id'] for e in r.other_examples.values())
+    sw = r.swaps('prlm')
+    assert len(sw) == 8 and sw[0]['own_minus_other'] >= sw[-1]['own_minus_other']
+    cut = [q for q in r.examples if r.example(q, 'prlm').cut]
+    assert cut and all('retrieved but cut by the token budget' in r.example(q, 'prlm').to_html() for q in cut[:2])
+    assert r.example(next(iter(r.examples)), 'zero_shot').in_prompt == []  # zero-shot's prompt takes no profile items
+    for q in list(r.examples)[:4]:
+        h = r.swap(q)._repr_html_(); p = parse(h)
+        for x in p.hrefs: assert x[1:] in p.ids, f"dangling {x} in the swap view of {q}"
+        _cells_left_aligned(h)
+
+
+def test_cards_left_aligned(demo):
+    r = Run(demo)
+    q = next(iter(r.examples))
+    _cells_left_aligned(r.example(q, 'prlm').to_html())
+    _cells_left_aligned(r.compare(q)._repr_html_())
+    _cells_left_aligned(r._repr_html_())
+    _cells_left_aligned(r.training_example(0).to_html())  # the rewards table
+
+
+def test_no_guarded_imports_and_no_paths_in_saved_outputs():
+    import inspect as _inspect, prlm.inspect as m
+    src = _inspect.getsource(m)
+    assert 'except ImportError' not in src and not hasattr(m, '_LITERAL') and not hasattr(m, '_simple_retrieve')
+    nb = json.loads((Path(__file__).parent.parent / 'nbs' / '09_inspect.ipynb').read_text())
+    outs = json.dumps([c.get('outputs', []) for c in nb['cells']])
+    assert not re.search(r'(?:/tmp/|/home/|/Users/|/work/)', outs), re.search(r'.{40}(?:/tmp/|/home/|/Users/|/work/).{40}', outs)
+
+
+def test_swap_notes_a_different_cell(demo):
+    r = Run(demo).use_cell('bm25', 1)  # own answers from the k=1 sweep, swapped ones only exist for the main cell
+    q = next(iter(r.examples))
+    sw = r.swap(q)
+    assert list(sw.views) == ['own', 'other', 'none'] and len(sw.views['own'].in_prompt) <= 1
+    assert 'different evaluation cells: own: bm25, k=1, other: bm25, k=3' in sw._repr_html_()
