@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, sys
 from pathlib import Path
-from .pipeline import STAGES, ConfigError, load_config, prepare_run, run_pipeline, run_stage, summary, RunDir, _quiet_datasets, set_threads, stale_stages
+from .pipeline import STAGES, ConfigError, check_budget, load_config, prepare_run, run_pipeline, run_stage, summary, RunDir, _quiet_datasets, set_threads, stale_stages
 
 # %% auto #0
 __all__ = ['build_parser', 'main']
@@ -39,6 +39,9 @@ def main(argv:list|None=None)->int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr); return 2
     if args.command == 'validate':
+        try: warns = check_budget(cfg)
+        except ConfigError as e: print(f"error: {args.config}: {e}", file=sys.stderr); return 2
+        for w in warns: print(f"warning: {w}")
         print(f"{args.config}: valid (run_dir: {cfg.run_dir})"); return 0
     if args.command == 'status':
         run = RunDir(cfg.run_dir); stale = stale_stages(cfg, run)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_evaluate.ipynb #3d10c797
 from __future__ import annotations
-import hashlib, json, os, re, shutil, tempfile, warnings
+import hashlib, json, os, random, re, shutil, tempfile, warnings
 from collections import Counter
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
@@ -220,6 +220,7 @@ class EvalGrid:
     ks: tuple = (1, 2, 4, 8)         # k sweep (with the main retriever)
     retrievers: tuple = ('bm25', 'dense', 'recency', 'random')  # retriever sweep (with the main k)
     profiles: tuple = PROFILES       # profiles the main cell is scored with (the sweeps use the user's own)
+    sweep_n: int|None = None         # score the sweep cells on a seeded subset of this many queries (None: all)
     def __post_init__(self):
         bad = [p for p in self.profiles if p not in PROFILES]
         if bad: raise ValueError(f"unknown profile(s) {bad}; known: {list(PROFILES)}")
@@ -227,6 +228,10 @@ class EvalGrid:
         "[(retriever, k)], main setting first, no duplicates."
         cs = [(self.retriever, self.k)] + [(self.retriever, k) for k in self.ks] + [(r, self.k) for r in self.retrievers]
         return list(dict.fromkeys(cs))
+    def rows_at(self, retriever:str, k:int, n:int, seed:int=0)->list:
+        "Indices of the queries scored at a cell: all at the main cell, a seeded subset of `sweep_n` in the sweeps."
+        if (retriever, k) == (self.retriever, self.k) or self.sweep_n is None or self.sweep_n >= n: return list(range(n))
+        return sorted(random.Random(seed).sample(range(n), self.sweep_n))
     def profiles_at(self, retriever:str, k:int)->tuple:
         "Profiles scored at cell (`retriever`, `k`): 'own' everywhere, the ablations at the main cell only."
         main = (retriever, k) == (self.retriever, self.k)
@@ -507,6 +512,7 @@ def evaluate_systems(test_ds,                       # held-out queries (shared s
                      max_prompt_tokens:int=512,     # prompt budget (same as training)
                      retriever_kw:dict|None=None,   # per-retriever kwargs, e.g. {'dense': {'model': ...}}
                      gen_kw:dict|None=None,         # kwargs for `prlm.models.generate_dataset` (greedy by default)
+                     answer_max_new_tokens:int|None=None, # new tokens for systems that answer without reasoning (None: gen_kw's)
                      task:str|None=None,            # task name for LaMP outputs (default: the dataset's `task`)
                      n_boot:int=1000,               # bootstrap resamples of every CI
                      seed:int=0,                    # seed of the bootstraps and of the profile swap
@@ -538,31 +544,36 @@ def evaluate_systems(test_ds,                       # held-out queries (shared s
         s, r, k, p = job
         spec, sn = SYSTEMS[s], 'other' if p == 'other' else r
         k_eff = k if spec.use_profile and p != 'none' else 0
+        sel = grid.rows_at(r, k, len(test_ds), seed)
         if spec.llm:
             if (sn, tpl_of(s), k_eff) not in built:
                 ds = add_prompts(src[sn], tok, template=tpl_of(s), max_prompt_tokens=max_prompt_tokens, k=k_eff)
                 built[sn, tpl_of(s), k_eff] = (list(ds['prompt']), list(ds['prompt_items']),
                                                list(ds['prompt_item_ids']) if 'prompt_item_ids' in ds.column_names else None)
-            prompts[job], n_items, ids = built[sn, tpl_of(s), k_eff]
-        else: n_items, ids = [min(1, len(t)) if s == 'copy_top1' and k_eff else 0 for t in tops[sn]], None
-        items[job] = (n_items, *_prompt_items(tops[sn], n_items, ids))
+            ps, n_items, ids = built[sn, tpl_of(s), k_eff]
+            prompts[job], n_items, ids = [ps[i] for i in sel], [n_items[i] for i in sel], ids and [ids[i] for i in sel]
+        else: n_items, ids = [min(1, len(tops[sn][i])) if s == 'copy_top1' and k_eff else 0 for i in sel], None
+        items[job] = (n_items, *_prompt_items([tops[sn][i] for i in sel], n_items, ids))
     # 2. generate what is missing: base-policy systems share one loaded model, then the adapter
     completions, loaded = {}, {}
+    def kw_of(s):  # systems that answer without reasoning need fewer new tokens
+        return {**gen_kw, 'max_new_tokens': answer_max_new_tokens} if answer_max_new_tokens and not get_template(tpl_of(s)).reasoning else gen_kw
     for want_adapter in (False, True):
-        key = model_key(policy, adapter if want_adapter else None, **gen_kw)
         def load(): 
             if want_adapter not in loaded: loaded.clear(); loaded[want_adapter] = _load_model(policy, adapter if want_adapter else None)
             return loaded[want_adapter]
-        known = {}  # prompt -> completion of this model: systems with identical prompts share them
+        shared = {}  # settings -> prompt -> completion of this model: systems with identical prompts and settings share them
         for s in systems:
             if not SYSTEMS[s].llm or SYSTEMS[s].adapter != want_adapter: continue
-            cache = GenerationCache(out_dir/'generations', s, key)
+            kw = kw_of(s)
+            cache = GenerationCache(out_dir/'generations', s, model_key(policy, adapter if want_adapter else None, **kw))
+            known = shared.setdefault(json.dumps(kw, sort_keys=True, default=str), {})
             allp = [q for j, ps in prompts.items() if j[0] == s for q in ps]
             have = [q for q in cache.missing(allp) if q in known]
             if have: cache.add(have, [known[q] for q in have])
             n_new = len(cache.missing(allp))
             log(f"[evaluate] {s}: {len(set(allp))} distinct prompts, {n_new} to generate ({len(cache)} cached)")
-            outs = generate_cached(allp, cache, load=load, **gen_kw)
+            outs = generate_cached(allp, cache, load=load, **kw)
             completions.update({(s, q): c for q, c in zip(allp, outs)}); known.update(zip(allp, outs))
     loaded.clear()
     # 3. predictions, scores, answer health, LaMP outputs
@@ -576,6 +587,7 @@ def evaluate_systems(test_ds,                       # held-out queries (shared s
     for job in jobs:
         s, r, k, p = job
         spec, (n_items, item_ids, item_outs) = SYSTEMS[s], items[job]
+        sel = grid.rows_at(r, k, len(test_ds), seed)
         if spec.llm:
             prm = prompts[job]
             comps = [completions[s, q] for q in prm]
@@ -583,19 +595,19 @@ def evaluate_systems(test_ds,                       # held-out queries (shared s
             preds = [extract_answer(c, q) for c, q in zip(comps, prm)]
         else:
             prm = comps = None
-            preds = [o[0] if o else '' for o in item_outs] if s == 'copy_top1' else [first_words(q) for q in queries]
-        flags = answer_health(preds, comps, prm, list(zip(queries, inputs)), item_outs,
+            preds = [o[0] if o else '' for o in item_outs] if s == 'copy_top1' else [first_words(queries[i]) for i in sel]
+        flags = answer_health(preds, comps, prm, [(queries[i], inputs[i]) for i in sel], item_outs,
                               reasoning=spec.llm and get_template(tpl_of(s)).reasoning)
-        sc = score_predictions(preds, golds, n_boot=n_boot, seed=seed)
+        sc = score_predictions(preds, [golds[i] for i in sel], n_boot=n_boot, seed=seed)
         per = sc.pop('per_example')
         res.rows.append(dict(system=s, retriever=r, k=k, profile=p, **sc, items_mean=float(np.mean(n_items)) if n_items else 0.0,
                              items_hist=items_hist(n_items), health=health_shares(flags)))
-        for i, (qid, pred, gold) in enumerate(zip(qids, preds, golds)):
+        for i, (qid, pred, gold) in enumerate(zip([qids[j] for j in sel], preds, [golds[j] for j in sel])):
             res.examples.append(dict(system=s, retriever=r, k=k, profile=p, id=qid, pred=pred, gold=gold,
                                      completion=comps[i] if comps else None, **{m: per[m][i] for m in METRICS},
-                                     prompt_items=int(n_items[i]), prompt_item_ids=item_ids[i], profile_user_id=owner[p][i],
+                                     prompt_items=int(n_items[i]), prompt_item_ids=item_ids[i], profile_user_id=owner[p][sel[i]],
                                      flags=[f for f in HEALTH_FLAGS if flags[i][f]]))
-        pr = dict(zip(qids, preds))
+        pr = dict(zip([qids[j] for j in sel], preds))
         write_lamp_outputs(pr, out_dir/'predictions'/f"{s}__{r}_k{k}{'' if p == 'own' else '__' + p}.json", task)
         if (r, k) == (grid.retriever, grid.k) and p == 'own': write_lamp_outputs(pr, out_dir/'predictions'/f'{s}.json', task)
     res.save(out_dir)

@@ -243,10 +243,10 @@ FLAG_LABELS = dict(empty='empty answer', not_well_formed='not well formed', temp
 def _badge(text: str, color: str, bg: str) -> str:
     return f'<span class="prlm-flag" style="color:{color};background:{bg};border-radius:3px;padding:0 4px;margin-right:3px;white-space:nowrap">{esc(text)}</span>'
 
-def flags_html(flags: dict | None) -> str:
+def flags_html(flags: dict | list | None) -> str:
     "Answer-health badges: one red badge per raised flag, green when none is, grey when the flags were not recorded."
     if flags is None: return _badge('health not recorded', '#4b5563', '#f3f4f6')
-    up = [k for k, v in flags.items() if v]
+    up = [k for k, v in flags.items() if v] if isinstance(flags, dict) else list(flags)  # evaluation saves the raised ones
     if not up: return _badge('healthy', '#166534', '#dcfce7')
     return ''.join(_badge(FLAG_LABELS.get(k, k), '#991b1b', '#fee2e2') for k in up)
 

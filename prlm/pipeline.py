@@ -12,12 +12,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 # %% auto #0
-__all__ = ['GRPO_PRESETS', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_FUNCS', 'RESUMABLE', 'DataConfig', 'RetrievalConfig',
-           'PolicyConfig', 'RewardModelConfig', 'EvalConfig', 'RunConfig', 'ConfigError', 'check_config', 'load_config',
-           'policy_path', 'encoder_path', 'RunDir', 'fingerprint', 'set_threads', 'release_memory', 'stage_data',
-           'stage_retrieve', 'stage_pairs', 'stage_rm', 'grpo_config', 'stage_grpo', 'stage_evaluate',
-           'package_versions', 'read_log_history', 'fig_rewards', 'build_results', 'render_report', 'report_examples',
-           'stage_report', 'stale_stages', 'run_stage', 'prepare_run', 'run_pipeline', 'summary']
+__all__ = ['GRPO_PRESETS', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'SMOKE_N', 'STAGE_FUNCS', 'RESUMABLE', 'DataConfig',
+           'RetrievalConfig', 'PolicyConfig', 'RewardModelConfig', 'EvalConfig', 'RunConfig', 'ConfigError',
+           'check_config', 'load_config', 'policy_tokenizer', 'check_budget', 'policy_path', 'encoder_path', 'RunDir',
+           'fingerprint', 'set_threads', 'release_memory', 'stage_data', 'stage_retrieve', 'stage_pairs', 'stage_rm',
+           'grpo_config', 'stage_grpo', 'stage_evaluate', 'package_versions', 'read_log_history', 'fig_rewards',
+           'build_results', 'verdict_word', 'verdict', 'render_report', 'report_examples', 'stage_report',
+           'stale_stages', 'run_stage', 'prepare_run', 'run_pipeline', 'summary']
 
 # %% ../nbs/10_pipeline.ipynb #0bc9e057
 class _S(BaseModel): model_config = ConfigDict(extra='forbid', validate_default=True)
@@ -37,7 +38,7 @@ class DataConfig(_S):
 
 class RetrievalConfig(_S):
     "The main retrieval setting (training and the main evaluation cell)."
-    retriever: Literal['bm25', 'dense', 'recency', 'random', 'none'] = 'bm25'
+    retriever: Literal['bm25', 'bm25_norm', 'dense', 'recency', 'random', 'none'] = 'bm25'  # bm25: LaMP-exact tokens; bm25_norm: lowercase, no punctuation
     k: int = Field(4, ge=0)             # profile items in the prompt
     encoder: str = 'embedded'           # dense retriever encoder: 'embedded', 'tiny', a hub id or a path
 
@@ -52,7 +53,8 @@ class RewardModelConfig(_S):
     "The contrastive personalization reward model (`prlm.reward_model`): pairs = answer with profile vs without."
     enabled: bool = True                # False: no RM stages, no personalization reward
     encoder: str = 'embedded'           # 'embedded' (all-MiniLM-L6-v2), 'tiny', 'bert-base-uncased', a path
-    negatives: list[Literal['no_profile', 'other_user']] = ['no_profile']  # paper: no_profile; other_user = hard negative
+    negatives: list[Literal['no_profile', 'other_user', 'gold_other_user', 'gold_generic']] = ['no_profile']  # the RM trains on these (paper: no_profile)
+    gold: bool = False                  # also build gold pairs: the user's real output vs another user's real output / the generic answer
     use_reasoning: bool = False         # write pair answers with the reasoning template (default: plain RAG)
     max_new_tokens: int = Field(64, ge=1)  # generation length for the pair answers
     batch_size: int = Field(32, ge=1)   # prompts in flight while generating the pairs
@@ -60,15 +62,19 @@ class RewardModelConfig(_S):
     learning_rate: float = Field(5e-5, gt=0)
     train_batch_size: int = Field(32, ge=1)
     epochs: float = Field(3, gt=0)
-    eval_frac: float = Field(0.1, gt=0, lt=1)  # held-out share of pairs (by query) for the RM accuracy
+    eval_frac: float = Field(0.1, gt=0, lt=1)  # held-out share of USERS: the RM's accuracy is measured on users it never saw
+    compare: list[str] = []             # also train these variants (`prlm.reward_model.RM_VARIANTS`) and score all on the same held-out pairs
 
 # %% ../nbs/10_pipeline.ipynb #29fab610
 class EvalConfig(_S):
     "Systems and robustness sweeps on the held-out queries."
     systems: list[str] = ['zero_shot', 'rag', 'reason', 'prlm', 'copy_top1', 'first_words']
     ks: list[int] = [1, 2, 4, 8]        # k sweep (main retriever)
-    retrievers: list[Literal['bm25', 'dense', 'recency', 'random']] = ['bm25', 'dense', 'recency', 'random']  # retriever sweep (main k)
-    max_new_tokens: int = Field(128, ge=1)  # greedy completion length
+    retrievers: list[Literal['bm25', 'bm25_norm', 'dense', 'recency', 'random']] = ['bm25', 'dense', 'recency', 'random']  # retriever sweep (main k)
+    profiles: list[Literal['own', 'other', 'none']] = ['own', 'other', 'none']  # the main cell with the user's own items, another user's, none
+    max_new_tokens: int = Field(128, ge=1)  # greedy completion length (reasoning systems: the GRPO budget)
+    answer_max_new_tokens: Optional[int] = Field(None, ge=1)  # for systems that answer without reasoning (None: max_new_tokens)
+    sweep_n: Optional[int] = Field(None, ge=1)  # k and retriever sweeps on a seeded subset of this many queries (None: all)
     batch_size: int = Field(32, ge=1)   # prompts in flight while generating
     n_boot: int = Field(1000, ge=100)   # bootstrap resamples for the CIs
 
@@ -142,12 +148,15 @@ def _semantic_errors(cfg:RunConfig)->list:
     if 'personalization' in cfg.rewards and not cfg.reward_model.enabled:
         errs.append("rewards.personalization: needs reward_model.enabled: true")
     if not cfg.rewards: errs.append("rewards: at least one reward is needed")
-    try:
-        from prlm.prompts import TEMPLATES
-        for key in ('template', 'rag_template'):
-            v = getattr(cfg.policy, key)
-            if v not in TEMPLATES: errs.append(f"policy.{key}: unknown template {v!r}; known: {', '.join(TEMPLATES)}")
-    except ImportError: pass
+    from prlm.reward_model import RM_VARIANTS
+    for i, v in enumerate(cfg.reward_model.compare):
+        if v not in RM_VARIANTS: errs.append(f"reward_model.compare.{i}: unknown variant {v!r}; known: {', '.join(RM_VARIANTS)}")
+    gold_negs = [n for n in cfg.reward_model.negatives if n.startswith('gold_')]
+    if gold_negs and not cfg.reward_model.gold: errs.append(f"reward_model.negatives: {gold_negs} need reward_model.gold: true")
+    from prlm.prompts import TEMPLATES
+    for key in ('template', 'rag_template'):
+        v = getattr(cfg.policy, key)
+        if v not in TEMPLATES: errs.append(f"policy.{key}: unknown template {v!r}; known: {', '.join(TEMPLATES)}")
     d = cfg.data
     if d.source == 'lamp' and not d.task: errs.append("data.task: required when data.source is 'lamp' (e.g. LaMP-5)")
     if d.source == 'files':
@@ -192,6 +201,38 @@ def load_config(path, # a YAML file
     if isinstance(raw, dict): raw.update({k: v for k, v in overrides.items() if v is not None})
     try: return check_config(raw)
     except ConfigError as e: raise ConfigError(f"{path}: {e}") from None
+
+# %% ../nbs/10_pipeline.ipynb #cfbbfb8d
+def policy_tokenizer(cfg:RunConfig):
+    "The policy's tokenizer, without its weights (None when it cannot be had offline)."
+    from transformers import AutoTokenizer
+    from prlm.models import embedded_tokenizer_path
+    m = cfg.policy.model
+    try: return AutoTokenizer.from_pretrained(str(embedded_tokenizer_path()) if m in ('embedded', 'tiny') else m)
+    except (OSError, ValueError): return None
+
+def _budget_task(cfg:RunConfig)->str|None:
+    from prlm.data import get_task
+    if cfg.data.source == 'embedded': return 'debian'
+    try: return get_task(cfg.data.task).name if cfg.data.task else None
+    except (KeyError, ValueError): return cfg.data.task
+
+def check_budget(cfg:RunConfig, tokenizer=None)->list:
+    "Raise `ConfigError` if a profile-using prompt cannot hold one item at `policy.max_prompt_tokens`; return warnings."
+    from prlm.prompts import TEMPLATES, budget_check, min_budget
+    tok = tokenizer or policy_tokenizer(cfg)
+    if tok is None: return [f"policy.model: the tokenizer of {cfg.policy.model!r} is not available offline: prompt budget not checked"]
+    m, k, task, errs, warns = cfg.policy.max_prompt_tokens, cfg.retrieval.k, _budget_task(cfg), [], []
+    for key in ('template', 'rag_template'):
+        t = getattr(cfg.policy, key)
+        if k < 1 or not TEMPLATES[t].use_profile: continue
+        held = budget_check(tok, t, m, k, task)
+        if held == 0: errs.append(f"policy.max_prompt_tokens: {m} tokens cannot hold the {t!r} template plus one profile item; "
+                                  f"one needs {min_budget(tok, t, 1, task)}, all k={k} need {min_budget(tok, t, k, task)}")
+        elif held < k: warns.append(f"policy.max_prompt_tokens: in the worst case (a long request, long items) {m} tokens hold "
+                                    f"{held} of k={k} items of the {t!r} template; {min_budget(tok, t, k, task)} hold all")
+    if errs: raise ConfigError('invalid config:\n  ' + '\n  '.join(errs))
+    return warns
 
 # %% ../nbs/10_pipeline.ipynb #fb8df6e5
 def _atomic_save_model(dest:Path, build):
@@ -293,6 +334,10 @@ def fingerprint(cfg:RunConfig, run:RunDir, stage:str)->str:
 # %% ../nbs/10_pipeline.ipynb #4e252120
 def _log(*a): print(*a, flush=True)
 
+def _progress()->bool:
+    "Progress bars only on a terminal: redrawn bars flood a log file or a CI console."
+    return sys.stderr.isatty()
+
 def set_threads(cfg):
     "Apply `cfg.threads` to torch (fewer threads than cores helps when the CPU is shared)."
     if cfg.threads:
@@ -380,7 +425,7 @@ def stage_pairs(cfg:RunConfig, run:RunDir)->dict:
                         template=cfg.policy.template, rag_template=cfg.policy.rag_template, use_reasoning=r.use_reasoning,
                         k=cfg.retrieval.k, max_prompt_tokens=cfg.policy.max_prompt_tokens, max_new_tokens=r.max_new_tokens,
                         batch_size=r.batch_size, retriever=_retriever(cfg.retrieval.retriever, cfg, run),
-                        cache_dir=run/'rm/cache', seed=cfg.seed, stats=stats)
+                        cache_dir=run/'rm/cache', seed=cfg.seed, gold=r.gold, generic={} if r.gold else None, stats=stats)
     _log(f"  {len(pairs)} pairs; {json.dumps(stats, default=str)[:300]}")
     if len(pairs) < 2: raise RuntimeError(f"pairs: only {len(pairs)} usable reward-model pairs from {len(ds)} training queries "
                                           f"(dropped: {stats.get('dropped')}); use more queries (data.n_train) or longer answers (reward_model.max_new_tokens)")
@@ -393,13 +438,22 @@ def stage_rm(cfg:RunConfig, run:RunDir)->dict:
     from datasets import load_from_disk
     from prlm.reward_model import train_reward_model
     r = cfg.reward_model
-    metrics = train_reward_model(load_from_disk(str(run/'rm/pairs')), run/'rm/model',
-                                 encoder=encoder_path(r.encoder, cfg, run, num_labels=1), input_format=r.input_format,
+    pairs, enc = load_from_disk(str(run/'rm/pairs')), encoder_path(r.encoder, cfg, run, num_labels=1)
+    metrics = train_reward_model(pairs, run/'rm/model', encoder=enc, input_format=r.input_format, negatives=r.negatives,
                                  lr=r.learning_rate, batch_size=r.train_batch_size, epochs=r.epochs, eval_frac=r.eval_frac,
-                                 seed=cfg.seed, overwrite=True)
-    metrics = {k: v for k, v in dict(metrics or {}).items() if isinstance(v, (int, float, str, bool))}
-    _log(f"  reward model: {json.dumps(metrics)[:300]}")
-    return dict(metrics=metrics)
+                                 seed=cfg.seed, overwrite=True, progress=_progress())
+    acc = {k[len('heldout_accuracy_'):]: v for k, v in metrics.items() if k.startswith('heldout_accuracy_')}
+    _log(f"  reward model: held-out accuracy on {len(metrics.get('heldout_users') or [])} unseen users: "
+         + ', '.join(f"{n} {v:.2f} (n={metrics.get('heldout_n_' + n)})" for n, v in acc.items()))
+    for w in metrics.get('warnings') or []: _log(f"  WARNING {w}")
+    info = dict(metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool, list))})
+    if r.compare:
+        from prlm.reward_model import compare_reward_models
+        cmp = compare_reward_models(pairs, run/'rm/compare', r.compare, eval_frac=r.eval_frac, seed=cfg.seed, encoder=enc,
+                                    lr=r.learning_rate, batch_size=r.train_batch_size, epochs=r.epochs)
+        _log(f"  reward-model variants on the same held-out pairs (accuracy):\n{cmp.pivot().round(3).to_string()}")
+        info['compare'] = cmp.rows
+    return info
 
 # %% ../nbs/10_pipeline.ipynb #1ad41789
 def grpo_config(cfg:RunConfig, run:RunDir):
@@ -426,12 +480,13 @@ def stage_evaluate(cfg:RunConfig, run:RunDir)->dict:
     from prlm.evaluate import evaluate_systems, EvalGrid
     adapter = (run.done('grpo') or {}).get('adapter')
     grid = EvalGrid(retriever=cfg.retrieval.retriever if cfg.retrieval.retriever != 'none' else 'bm25', k=max(cfg.retrieval.k, 1),
-                    ks=tuple(cfg.eval.ks), retrievers=tuple(cfg.eval.retrievers))
+                    ks=tuple(cfg.eval.ks), retrievers=tuple(cfg.eval.retrievers), profiles=tuple(cfg.eval.profiles), sweep_n=cfg.eval.sweep_n)
     res = evaluate_systems(load_from_disk(str(run/'data/raw/test')), run/'eval', policy=policy_path(cfg, run), adapter=adapter,
                            systems=tuple(cfg.eval.systems), grid=grid,
                            templates={'prlm': cfg.policy.template, 'rag': cfg.policy.rag_template},
                            max_prompt_tokens=cfg.policy.max_prompt_tokens, retriever_kw=_retriever_kw(cfg, run),
                            gen_kw=dict(max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size),
+                           answer_max_new_tokens=cfg.eval.answer_max_new_tokens,
                            n_boot=cfg.eval.n_boot, seed=cfg.seed)
     return dict(cells=len(res.rows))
 
@@ -471,45 +526,146 @@ def fig_rewards(rows:list):
 
 # %% ../nbs/10_pipeline.ipynb #563c6ec5
 def _reward_summary(rows:list, n:int=None)->dict:
-    "Mean total reward over the first and last quarter of logged steps."
+    "Mean total reward over the first and last quarter of logged steps, and the share of steps with no learning signal."
     import numpy as np
     r = [x['reward'] for x in rows if isinstance(x.get('reward'), (int, float))]
     if not r: return {}
     n = n or max(1, len(r)//4)
+    z = [x['frac_reward_zero_std'] for x in rows if isinstance(x.get('frac_reward_zero_std'), (int, float))]
     return dict(steps_logged=len(r), first_mean=float(np.mean(r[:n])), last_mean=float(np.mean(r[-n:])),
-                first_std=float(np.std(r[:n])), last_std=float(np.std(r[-n:])))
+                first_std=float(np.std(r[:n])), last_std=float(np.std(r[-n:])),
+                zero_signal_share=float(np.mean(z)) if z else None)  # completions of a prompt all scored the same: no gradient
+
+def _main_health(res)->list:
+    "Answer health and items in the prompt at the main cell, one row per system and profile."
+    h = res.health()
+    main = h[(h.retriever == res.main['retriever']) & (h.k == res.main['k'])]
+    hist = {(r['system'], r.get('profile', 'own')): r.get('items_hist') for r in res.rows
+            if (r['retriever'], r['k']) == (res.main['retriever'], res.main['k'])}
+    return [dict(r, items_hist=hist.get((r['system'], r['profile']))) for r in main.to_dict('records')]
 
 def build_results(cfg:RunConfig, run:RunDir)->dict:
     "Everything the report shows, as one JSON-able dict."
     from prlm.evaluate import EvalResults
+    from prlm.reward_model import rm_warnings
     res = EvalResults.load(run/'eval')
     rm = {}
     if (run/'rm/model/metrics.json').exists(): rm = json.loads((run/'rm/model/metrics.json').read_text())
     log = read_log_history(run/'grpo/log_history.jsonl')
-    return dict(run_dir=str(run.path), main_setting=res.main, main_table=res.main_table().to_dict('records'),
-                deltas=res.deltas().to_dict('records'), deltas_all_cells=res.deltas(main_only=False).to_dict('records'),
-                sweep_table=res.table().to_dict('records'), reward_model=rm, grpo=dict(summary=_reward_summary(log), log_history=log),
-                stages={s: run.done(s) for s in STAGES if run.done(s)}, config=cfg.model_dump(), versions=package_versions())
+    cmp = run/'rm/compare/comparison.json'
+    if cmp.exists(): rm['compare'] = json.loads(cmp.read_text()).get('rows')
+    if rm: rm['warnings'] = rm_warnings(rm)
+    out = dict(run_dir=run.path.name, main_setting=res.main, main_table=res.main_table().to_dict('records'),
+               deltas=res.deltas().to_dict('records'), deltas_all_cells=res.deltas(main_only=False).to_dict('records'),
+               personalization=res.personalization().to_dict('records'), health=_main_health(res),
+               sweep_table=res.table(profile=None).to_dict('records'), reward_model=rm,
+               grpo=dict(summary=_reward_summary(log), log_history=log),
+               stages={s: run.done(s) for s in STAGES if run.done(s)}, config=cfg.model_dump(), versions=package_versions())
+    out['verdict'] = verdict(out)
+    return out
+
+# %% ../nbs/10_pipeline.ipynb #24a732bc
+def verdict_word(lo:float, hi:float)->str:
+    "'better' / 'worse' / 'not significantly different' for a paired 95% CI of a difference."
+    return 'better' if lo > 0 else 'worse' if hi < 0 else 'not significantly different'
+
+SMOKE_N = 100  # fewer held-out queries than this: CIs too wide to conclude much
+
+def _health_problems(results:dict)->list:
+    out = []
+    for h in results.get('health') or []:
+        if h['profile'] != 'own' or h['system'] not in ('rag', 'reason', 'prlm'): continue
+        for flag, limit in (('empty', .2), ('not_well_formed', .3), ('template_copy', .1), ('query_copy', .2)):
+            v = h.get(flag)
+            if isinstance(v, float) and v > limit: out.append(f"{h['system']}: {v:.0%} of answers {flag.replace('_', ' ')}")
+    k = (results.get('main_setting') or {}).get('k')
+    for h in results.get('health') or []:
+        if h['profile'] == 'own' and h['system'] in ('rag', 'reason', 'prlm') and k and isinstance(h.get('items_mean'), float) and h['items_mean'] < .95 * k:
+            out.append(f"{h['system']}: prompts held {h['items_mean']:.1f} of k={k} profile items on average")
+    out += list((results.get('reward_model') or {}).get('warnings') or [])
+    z = ((results.get('grpo') or {}).get('summary') or {}).get('zero_signal_share')
+    if isinstance(z, float) and z > .5: out.append(f"GRPO: {z:.0%} of steps had completions that all scored the same (no learning signal)")
+    return out
+
+def verdict(results:dict, reference:str='prlm', metric:str='rouge-L')->dict:
+    "The run's answer in plain words: n, significant differences, the personalization gain, health problems."
+    n = max([r['n'] for r in results.get('main_table') or []] or [0])
+    d = [x for x in results.get('deltas') or [] if x['metric'] == metric and x['system'] == reference]
+    by = {w: [x['baseline'] for x in d if verdict_word(x['lo'], x['hi']) == w] for w in ('better', 'worse', 'not significantly different')}
+    gains = {x['system']: x for x in results.get('personalization') or [] if x['metric'] == metric and x['contrast'] == 'own-other'}
+    g = gains.get(reference)
+    uses = None if g is None else g['lo'] > 0
+    lines = [f"{n} held-out queries" + (f" (smoke-sized: fewer than {SMOKE_N}, the CIs are wide)" if n < SMOKE_N else '') + '.']
+    if d: lines.append(f"{reference} vs the other systems ({metric.upper()}, paired 95% CIs): "
+                       + '; '.join(f"{w} than {', '.join(v)}" if w != 'not significantly different' else f"no significant difference from {', '.join(v)}"
+                                   for w, v in by.items() if v) + '.')
+    if g is not None:
+        lines.append(f"Does {reference} use this user's profile? Own items minus another user's: {g['delta']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}]: "
+                     + ('yes, it does better with the user\'s own profile.' if uses else
+                        'no: it does worse with the user\'s own profile.' if g['hi'] < 0 else 'no evidence that it does.'))
+    problems = _health_problems(results)
+    return dict(n=n, smoke=n < SMOKE_N, reference=reference, metric=metric, **{k.replace(' ', '_'): v for k, v in by.items()},
+                gains={s: dict(delta=x['delta'], lo=x['lo'], hi=x['hi']) for s, x in gains.items()}, uses_profile=uses,
+                problems=problems, text=' '.join(lines))
 
 # %% ../nbs/10_pipeline.ipynb #45902916
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}.sig{color:#0a7d20;font-weight:bold}
-.ns{color:#888}.worse{color:#b00020;font-weight:bold}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:2em}"""
+.ns{color:#888}.worse{color:#b00020;font-weight:bold}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:2em}
+.wide{overflow-x:auto;max-width:100%}.banner{border-left:6px solid #1f77b4;background:#f2f7fc;padding:.8em 1em;margin:1em 0}
+.banner.smoke{border-left-color:#e69500;background:#fff8ec}.tag{display:inline-block;padding:1px 8px;border-radius:9px;font-size:12px;
+font-weight:bold;background:#e69500;color:#fff;margin-right:6px}.problems{color:#b00020}.ok{color:#0a7d20}.bad{background:#fde8ea;color:#b00020;font-weight:bold}"""
 
 def _table(rows:list, cols:list=None)->str:
     import pandas as pd
     if not rows: return '<p><i>none</i></p>'
     df = pd.DataFrame(rows)
     if cols: df = df[[c for c in cols if c in df.columns]]
-    return df.to_html(index=False, escape=True, float_format=lambda x: f'{x:.4g}')
+    return '<div class="wide">' + df.to_html(index=False, escape=True, float_format=lambda x: f'{x:.4g}') + '</div>'
+
+def _banner(v:dict)->str:
+    "The verdict at the top of the report: what was compared, what is significant, what is wrong with the run."
+    tag = '<span class="tag">smoke-sized</span>' if v['smoke'] else ''
+    probs = ''.join(f"<li>{html.escape(p)}</li>" for p in v['problems'])
+    probs = f"<p class='problems'><b>Health problems</b></p><ul class='problems'>{probs}</ul>" if probs else "<p class='ok'>No health problems found.</p>"
+    return f"<div class='banner{' smoke' if v['smoke'] else ''}'>{tag}<b>Verdict.</b> {html.escape(v['text'])}{probs}</div>"
+
+_FLAG_COLS = ('empty', 'not_well_formed', 'template_copy', 'query_copy', 'profile_copy')
+
+def _health_table(rows:list, k:int)->str:
+    "Answer health at the main cell: shares per flag, items in the prompt; red where a share is worrying."
+    if not rows: return '<p><i>no health recorded</i></p>'
+    limits = dict(empty=.2, not_well_formed=.3, template_copy=.1, query_copy=.2)
+    head = ''.join(f'<th>{c}</th>' for c in ('system', 'profile', 'n', 'items in prompt', *_FLAG_COLS))
+    body = []
+    for r in rows:
+        cells = [html.escape(str(r['system'])), html.escape(str(r['profile'])), str(r.get('n'))]
+        im = r.get('items_mean')
+        cells.append('' if not isinstance(im, float) or im != im else f"{im:.2f} of {k}" + (' ' + html.escape(json.dumps(r['items_hist'])) if r.get('items_hist') else ''))
+        for f in _FLAG_COLS:
+            v = r.get(f)
+            ok = not isinstance(v, float) or v != v
+            cells.append(('' if ok else f"<span class='{'bad' if f in limits and v > limits[f] else ''}'>{v:.0%}</span>"))
+        body.append('<tr>' + ''.join(f'<td>{c}</td>' for c in cells) + '</tr>')
+    return f"<div class='wide'><table><tr>{head}</tr>{''.join(body)}</table></div>"
+
+def _rm_table(rm:dict)->str:
+    "Held-out accuracy per negative type on unseen users, flagged at <= 0.55."
+    negs = [k[len('heldout_accuracy_'):] for k in rm if k.startswith('heldout_accuracy_')]
+    rows = ''.join(f"<tr><td>{html.escape(n)}</td><td class='{'bad' if rm[f'heldout_accuracy_{n}'] <= .55 else ''}'>{rm[f'heldout_accuracy_{n}']:.3f}</td>"
+                   f"<td>{rm.get(f'heldout_n_{n}')}</td><td>{rm.get(f'heldout_margin_{n}', float('nan')):+.3f}</td></tr>" for n in negs)
+    info = ', '.join(f"{k}: {html.escape(str(rm[k]))}" for k in ('input_format', 'n_train', 'n_heldout', 'epochs', 'train_accuracy') if k in rm)
+    users = len(rm.get('heldout_users') or [])
+    return (f"<p>{info}; held out: {users} users the model never saw.</p><table><tr><th>negative</th><th>held-out accuracy</th><th>n</th>"
+            f"<th>margin</th></tr>{rows}</table>")
 
 def _verdict(deltas:list)->str:
     out = []
     for d in deltas:
         if d['metric'] != 'rouge-L': continue
-        word = ('<span class="sig">better</span>' if d['lo'] > 0 else '<span class="worse">worse</span>' if d['hi'] < 0
-                else '<span class="ns">not significantly different</span>')
+        w = verdict_word(d['lo'], d['hi'])
+        word = f'<span class="{dict(better="sig", worse="worse").get(w, "ns")}">{w}</span>'
         out.append(f"<li>{html.escape(d['system'])} vs <b>{html.escape(d['baseline'])}</b>: ΔROUGE-L = {d['delta']:+.4f} "
                    f"[{d['lo']:+.4f}, {d['hi']:+.4f}] — {word}</li>")
     return '<ul>' + ''.join(out) + '</ul>' if out else ''
@@ -525,18 +681,29 @@ def render_report(results:dict, figs:dict, examples_html:str='')->str:
     mt = [dict(system=r['system'], n=r['n'], **{'ROUGE-1 [95% CI]': _fmt_ci(r, 'rouge-1'), 'ROUGE-L [95% CI]': _fmt_ci(r, 'rouge-L')})
           for r in results['main_table']]
     ms = results['main_setting']
-    parts.append(f"<h1>prlm run report</h1><p>Run directory <code>{html.escape(results['run_dir'])}</code>; "
+    parts.append(f"<h1>prlm run report</h1><p>Run <code>{html.escape(results['run_dir'])}</code>; "
                  f"generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}.</p>")
+    if results.get('verdict'): parts.append(_banner(results['verdict']))
     parts.append(f"<h2>Main results</h2><p>Held-out queries, retriever <code>{ms.get('retriever')}</code>, k={ms.get('k')}; "
                  f"ROUGE-1/ROUGE-L F (LaMP scorer) with bootstrap 95% CIs.</p>" + _table(mt))
     parts.append("<h2>Does PrLM beat the baselines?</h2><p>Paired bootstrap 95% CI of the per-query difference (same queries).</p>"
                  + _verdict(results['deltas']) + _table(results['deltas'], ['system', 'baseline', 'metric', 'n', 'delta', 'lo', 'hi', 'significant']))
+    parts.append("<h2>Does the model use the user's profile?</h2><p>The same queries with the user's own retrieved items, with items "
+                 "retrieved the same way from another user's profile (seeded pairing, same k), and with none. Own − other is the "
+                 "personalization gain (paired bootstrap 95% CI).</p>" + _table(results.get('personalization') or [],
+                 ['system', 'metric', 'contrast', 'n', 'own', 'ablated', 'delta', 'lo', 'hi', 'significant']))
+    if 'personalization' in figs: parts.append(fig_html(figs['personalization']))
+    parts.append(f"<h2>Health</h2><p>Main cell; shares of answers per flag (red: worrying); items that reached the prompt (mean, and "
+                 f"how many prompts held n items).</p>" + _health_table(results.get('health') or [], ms.get('k')))
     parts.append("<h2>Robustness</h2>")
-    for f in figs.values(): parts.append(fig_html(f))
+    for name, f in figs.items():
+        if name != 'personalization': parts.append(fig_html(f))
     parts.append("<details><summary>All cells</summary>" + _table(results['sweep_table'],
                  ['system', 'retriever', 'k', 'n', 'rouge-1', 'rouge-1_lo', 'rouge-1_hi', 'rouge-L', 'rouge-L_lo', 'rouge-L_hi']) + "</details>")
     rm = results['reward_model']
-    parts.append("<h2>Reward model</h2>" + (_table([{k: v for k, v in rm.items() if isinstance(v, (int, float, str))}]) if rm else '<p>disabled</p>'))
+    parts.append("<h2>Reward model</h2>" + (_rm_table(rm) if rm else '<p>disabled</p>'))
+    if rm.get('compare'): parts.append("<p>Variants trained on the same users, scored on the same held-out pairs:</p>"
+                                       + _table(rm['compare'], ['variant', 'negative', 'accuracy', 'n', 'margin', 'n_train']))
     parts.append("<h2>GRPO</h2>" + (_table([results['grpo']['summary']]) if results['grpo']['summary'] else '<p>no log</p>'))
     if results['grpo']['log_history']: parts.append(fig_html(fig_rewards(results['grpo']['log_history'])))
     if examples_html: parts.append("<h2>Examples</h2><p>PrLM's biggest gain and biggest loss against plain RAG on one query each, "
@@ -567,7 +734,7 @@ def stage_report(cfg:RunConfig, run:RunDir)->dict:
     from prlm.evaluate import EvalResults
     results = build_results(cfg, run)
     res = EvalResults.load(run/'eval')
-    figs = {'k': res.fig_k(), 'k1': res.fig_k('rouge-1'), 'retriever': res.fig_retriever()}
+    figs = {'personalization': res.fig_personalization(), 'k': res.fig_k(), 'k1': res.fig_k('rouge-1'), 'retriever': res.fig_retriever()}
     _atomic_write(run/'results.json', json.dumps(results, indent=1, default=str))
     _atomic_write(run/'report.html', render_report(results, figs, report_examples(run)))
     return dict(report=str(run/'report.html'))
@@ -624,6 +791,7 @@ def run_pipeline(cfg:RunConfig,            # a validated config (`load_config`)
     "Run every stage in order, skipping finished ones and resuming an interrupted one; print a summary."
     for s in overwrite:
         if s not in STAGES: raise ValueError(f"--overwrite {s}: unknown stage; stages: {', '.join(STAGES)}")
+    for w in check_budget(cfg): _log(f"warning: {w}")  # before anything is written: a budget with no room for the profile is an error
     run = prepare_run(cfg); t0 = time.time(); _quiet_datasets(); set_threads(cfg)
     with run.lock():
         _log(f"prlm run: {run.path} (stages: {' -> '.join(STAGES)})")
@@ -645,8 +813,21 @@ def summary(run:RunDir, seconds:float|None=None)->str:
         if not d.empty:
             lines.append('')
             for _, r in d[d.metric == 'rouge-L'].iterrows():
-                v = 'better' if r.lo > 0 else 'worse' if r.hi < 0 else 'no significant difference'
-                lines.append(f"  {r.system} - {r.baseline}: ROUGE-L {r.delta:+.4f} [{r.lo:+.4f}, {r.hi:+.4f}] ({v})")
+                lines.append(f"  {r.system} - {r.baseline}: ROUGE-L {r.delta:+.4f} [{r.lo:+.4f}, {r.hi:+.4f}] ({verdict_word(r.lo, r.hi)})")
+        p = res.personalization()
+        if not p.empty:
+            lines += ['', "personalization gain (ROUGE-L, own profile minus another user's / none, paired 95% CI):"]
+            for _, r in p[p.metric == 'rouge-L'].iterrows():
+                lines.append(f"  {r.system:10s} {r.contrast:10s} {r.delta:+.4f} [{r.lo:+.4f}, {r.hi:+.4f}] ({verdict_word(r.lo, r.hi)})")
+        h = res.health()
+        h = h[(h.retriever == res.main['retriever']) & (h.k == res.main['k']) & (h.profile == 'own')]
+        if not h.empty and h['empty'].notna().any():
+            lines += ['', 'answer health (own profile; share of answers) and profile items in the prompt:']
+            lines += ['  ' + l for l in h[['system', 'n', 'items_mean', 'empty', 'not_well_formed', 'template_copy', 'query_copy', 'profile_copy']]
+                      .round(2).to_string(index=False).splitlines()]
+    if (run/'results.json').exists():
+        v = json.loads((run/'results.json').read_text()).get('verdict') or {}
+        if v: lines += ['', 'VERDICT: ' + v['text']] + [f"  WARNING {p}" for p in v.get('problems') or []]
     if (run/'report.html').exists(): lines += ['', f"report:  {(run/'report.html').resolve()}", f"results: {(run/'results.json').resolve()}"]
     lines.append('='*72)
     return '\n'.join(lines)

@@ -273,7 +273,7 @@ def budget_check(tokenizer, # the policy's tokenizer
                  max_prompt_tokens: int = 512, # the budget to check
                  k: int = 4, # items wanted per prompt
                  task: str | None = None, # the task whose item format to use (None: the default entry)
-                 output_tokens: int = 16, # length of each synthetic item's output side
+                 output_tokens: int = 8, # length of each synthetic item's output side (a short title or synopsis)
                  **kw, # passed to `build_prompt` (max_input_share, min_input_tokens, min_item_tokens)
                 ) -> int:
     "How many of `k` long synthetic items a prompt of this budget keeps next to a long request (the worst case)."
