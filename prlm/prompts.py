@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 # %% auto #0
-__all__ = ['SYSTEM_PROMPT', 'REASON_INSTRUCTION', 'REASON_EXAMPLE', 'EXAMPLE_ANSWERS', 'TEMPLATES', 'TaskPrompt', 'labelled',
+__all__ = ['SYSTEM_PROMPT', 'REASON_INSTRUCTION', 'FORMAT_LINE', 'EXAMPLE_ANSWERS', 'TEMPLATES', 'TaskPrompt', 'labelled',
            'PromptTemplate', 'get_template', 'prompt_items', 'apply_chat', 'count_tokens', 'truncate_tokens',
            'waterfill', 'build_prompt', 'budget_check', 'min_budget', 'add_prompts', 'clean_answer', 'opens_think',
            'parse_completion', 'extract_answer']
@@ -19,8 +19,10 @@ SYSTEM_PROMPT = (
     "You write for one user. Read the items from their history, then write ONE short sentence inside <think> </think> "
     "about what their outputs have in common, then only the final output for their request inside <answer> </answer>.")
 REASON_INSTRUCTION = "Think in one sentence inside <think> </think>, then give only the output inside <answer> </answer>."
-REASON_EXAMPLE = "What their {} have in common."  # the reasoning shown in the format line ({}: 'titles', 'synopses', ...)
-EXAMPLE_ANSWERS = ()  # literal answers a prompt shows: none, since a 135M model copies any example answer it is shown
+_OUTPUTS = dict(title='titles', headline='headlines', synopsis='synopses', tweet='tweets', category='categories', tag='tags',
+                score='scores', subject='subjects', output='outputs')  # what each task's output is called, and its plural
+FORMAT_LINE = "The format: <think>one sentence about their {plural}</think><answer>the {singular} for this request</answer>"
+EXAMPLE_ANSWERS = tuple(f"the {s} for this request" for s in _OUTPUTS)  # the format line's placeholders: a copy is no answer
 
 # %% ../nbs/02_prompts.ipynb #75eacc03
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class TaskPrompt:
     "How one task writes its profile items and its query into a user message."
     item: str | Callable[[dict, int], str]  # one item: format over text/output/date/rank, or f(item, rank)
     join: str = '\n'  # between items
-    wrap: str | Callable[[str, str], str] = '{items}\n\n{input}'  # format over items/input/n/first, or f(items, input)
+    wrap: str | Callable[[str, str], str] = '{items}\n\n{input}'  # format over items/input/n, or f(items, input)
     empty: str = '{input}'  # the message when there are no items (format over input)
 
     def render_item(self, it: Mapping, rank: int) -> str:
@@ -41,8 +43,7 @@ class TaskPrompt:
         if not items: return self.empty.format(input=inp)
         body = self.join.join(self.render_item(it, r) for r, it in enumerate(items, 1))
         if callable(self.wrap): return self.wrap(body, inp)
-        first = items[0].get('output') or items[0].get('text') or ''  # the top item's output: the user's own example
-        return self.wrap.format(items=body, input=inp, n=len(items), first=first)
+        return self.wrap.format(items=body, input=inp, n=len(items))
 
 # %% ../nbs/02_prompts.ipynb #6f8cadcc
 def labelled(text_label: str, # label of the item's input side, e.g. 'Abstract'
@@ -55,12 +56,12 @@ def labelled(text_label: str, # label of the item's input side, e.g. 'Abstract'
         return s
     return f
 
-def _prlm(text_label, output_label=None, plural='outputs') -> TaskPrompt:
-    "PrLM's message: the items, the request, the format shown on the user's own top item (its output is the example answer)."
+def _prlm(text_label, output_label=None, singular='output') -> TaskPrompt:
+    "PrLM's message: the items, the request, and the format described with the tags (no example answer to copy)."
+    fmt = ' ' + REASON_INSTRUCTION + ' ' + FORMAT_LINE.format(plural=_OUTPUTS[singular], singular=singular)
     return TaskPrompt(item=labelled(text_label, output_label), join='\n',
-                      wrap="This user's history, most relevant first:\n{items}\n\nRequest: {input}\n\n" + REASON_INSTRUCTION
-                           + " The format, with their item [1]: <think>" + REASON_EXAMPLE.format(plural) + "</think><answer>{first}</answer>",
-                      empty="Request: {input}\n\n" + REASON_INSTRUCTION)
+                      wrap="This user's history, most relevant first:\n{items}\n\nRequest: {input}\n\n" + fmt.strip(),
+                      empty="Request: {input}\n\n" + fmt.strip())
 
 # %% ../nbs/02_prompts.ipynb #73e993c3
 def _after_title(items: str, inp: str) -> str:
@@ -81,11 +82,11 @@ _RAG = {
     'default': TaskPrompt('"{output}" is the output for "{text}" ', ', and ', '{items}. Following the given patterns {input}'),
 }
 _PRLM = {
-    'LaMP-1': _prlm('Paper (title and abstract)', plural='papers'), 'LaMP-2': _prlm('Article', 'Category', 'categories'),
-    'LaMP-2N': _prlm('Movie', 'Tag', 'tags'), 'LaMP-3': _prlm('Review', 'Score', 'scores'),
-    'LaMP-4': _prlm('Article', 'Headline', 'headlines'), 'LaMP-5': _prlm('Abstract', 'Title', 'titles'),
-    'LaMP-6': _prlm('Email', 'Subject', 'subjects'), 'LaMP-7': _prlm('Tweet', plural='tweets'),
-    'debian': _prlm('Description', 'Synopsis', 'synopses'), 'default': _prlm('Input', 'Output'),
+    'LaMP-1': _prlm('Paper (title and abstract)', singular='output'), 'LaMP-2': _prlm('Article', 'Category', 'category'),
+    'LaMP-2N': _prlm('Movie', 'Tag', 'tag'), 'LaMP-3': _prlm('Review', 'Score', 'score'),
+    'LaMP-4': _prlm('Article', 'Headline', 'headline'), 'LaMP-5': _prlm('Abstract', 'Title', 'title'),
+    'LaMP-6': _prlm('Email', 'Subject', 'subject'), 'LaMP-7': _prlm('Tweet', singular='tweet'),
+    'debian': _prlm('Description', 'Synopsis', 'synopsis'), 'default': _prlm('Input', 'Output'),
 }
 
 # %% ../nbs/02_prompts.ipynb #4eec7231

@@ -108,13 +108,14 @@ def test_no_reward_ever_raises(comps, target, prompt):
 def test_prlm_prompt_prefill_and_example_copy():
     "The `prlm` template opens <think> in the prompt and shows no literal answer to copy; a placeholder answer is guarded."
     from prlm.prompts import build_prompt, EXAMPLE_ANSWERS
-    assert EXAMPLE_ANSWERS == () and not re.search(r'<answer>[^<]*\w[^<]*</answer>', build_prompt(dict(id='q', task='LaMP-5', input='x'), 'prlm'))
+    shown = [a for a in re.findall(r'<answer>([^<]*)</answer>', build_prompt(dict(id='q', task='LaMP-5', input='x'), 'prlm')) if a.strip()]
+    assert shown == ['the title for this request'] and all(a in EXAMPLE_ANSWERS for a in shown)  # a placeholder, never an answer
     p = build_prompt(dict(id='q', task='LaMP-5', input='Write a title for: we study X.'), 'prlm')
     assert p.rstrip().endswith('<think>')
     good = 'The user likes short titles.</think><answer>Sparse retrieval revisited</answer>'
     assert format_reward(prompts=[p], completions=[good]) == [1.0]
     assert rouge_reward(prompts=[p], completions=[good], target=[TARGET])[0] > 2.9
-    copy = 'The user likes short titles.</think><answer>Your answer here.</answer>'
+    copy = 'The user likes short titles.</think><answer>The title for this request.</answer>'
     assert rouge_reward(prompts=[p], completions=[copy], target=[TARGET]) == [GUARD_PENALTY]
     assert _pr()(prompts=[p], completions=[copy], query=['Write a title for: we study X.']) == [GUARD_PENALTY]
     # the prefilled <think> counts: reasoning that never closes has no answer, whatever text it holds
