@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test install export clean-nbs experiment bench help
+.PHONY: demo test install docs export clean-nbs experiment bench help
 help:
 	@echo "make demo   - install (once) and run the embedded end-to-end demo"
 	@echo "make test   - install (once) and run nbdev_test + pytest"
@@ -47,6 +47,10 @@ test: $(STAMP)
 	$(BIN)/nbdev_test --n_workers 2 --timing
 	@echo "==> pytest tests/"
 	$(BIN)/python -m pytest -q tests/
+
+docs: $(STAMP)
+	$(BIN)/python scripts/plotly_js.py nbs
+	$(BIN)/nbdev_docs
 
 export: $(STAMP)
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean

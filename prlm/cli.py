@@ -6,10 +6,11 @@
 from __future__ import annotations
 import argparse, sys
 from pathlib import Path
-from .pipeline import STAGES, ConfigError, check_budget, load_config, prepare_run, run_pipeline, run_stage, summary, RunDir, _quiet_datasets, set_threads, stale_stages
+from .pipeline import (STAGES, ConfigError, load_config, preflight, prepare_run, run_pipeline, run_stage, summary, RunDir,
+                           _quiet_datasets, set_threads, stale_stages)
 
 # %% auto #0
-__all__ = ['build_parser', 'main']
+__all__ = ['ERROR_HINTS', 'build_parser', 'error_lines', 'main']
 
 # %% ../nbs/11_cli.ipynb #3afb2ee1
 def build_parser()->argparse.ArgumentParser:
@@ -20,6 +21,7 @@ def build_parser()->argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
         sp.add_argument('config', help='YAML run config (see configs/)')
         sp.add_argument('--run-dir', default=None, help='override run_dir from the config')
+        sp.add_argument('--debug', action='store_true', help='print the full traceback of an error')
         return sp
     r = add('run', 'run every stage: ' + ' -> '.join(STAGES) + ' (finished stages are skipped, an interrupted one resumes)')
     r.add_argument('--overwrite', nargs='+', default=[], choices=STAGES, metavar='STAGE', help='re-run these stages (and what follows them)')
@@ -27,38 +29,66 @@ def build_parser()->argparse.ArgumentParser:
     for s in STAGES:
         sp = add(s, f"run only the '{s}' stage (the stages before it must be done)")
         sp.add_argument('--overwrite', action='store_true', help='re-run even if done')
-    add('validate', 'validate the config and exit (loads no model)')
+    add('validate', 'validate the config and what it refers to (model folders, hub ids, data files), and exit; loads no model')
     add('status', 'show which stages of the run are done')
     return p
 
 # %% ../nbs/11_cli.ipynb #bba86e7f
+# what to do about an error, by the name of its class or of a base class (the first match along the MRO wins)
+ERROR_HINTS = {
+    'ConfigError': "fix the config; `prlm validate CONFIG` checks it (and the models and files it names) without loading a model",
+    'DataFormatError': "fix the data file at the file / record / field named above",
+    'DownloadError': "check the network, or download the LaMP files by hand into data.root",
+    'PromptError': "a prompt does not fit the model: lower policy.max_prompt_tokens or the generation lengths",
+    'RewardConfigError': "fix the rewards section of the config",
+    'GRPOConfigError': "fix the grpo section of the config",
+    'FileNotFoundError': "a file or folder prlm needs is missing: check the path above",
+    'PermissionError': "prlm may not read or write the path above: check its permissions",
+    'OSError': "check the path above (disk full? a file removed while prlm was running?)",
+    'RuntimeError': "see the message above",
+    'ValueError': "see the message above",
+}
+
+def error_lines(e:BaseException, config:str|None=None)->list:
+    "What `prlm` prints for an error: the message (one line per problem) and what to do."
+    msg = str(e).strip() or type(e).__name__
+    if config and isinstance(e, ConfigError) and not msg.startswith(str(config)): msg = f"{config}: {msg}"
+    hint = next((ERROR_HINTS[c.__name__] for c in type(e).__mro__ if c.__name__ in ERROR_HINTS), None)
+    if hint is None: msg, hint = f"{type(e).__name__}: {msg}", "unexpected: this may be a bug in prlm; re-run with --debug and report the traceback"
+    return [f"error: {msg}", f"  what to do: {hint} (--debug prints the traceback)"]
+
+def _status(cfg)->int:
+    run = RunDir(cfg.run_dir)
+    if not run.path.is_dir(): print(f"no run at {run.path} yet"); return 0
+    stale = stale_stages(cfg, run)
+    for s in STAGES:
+        m = run.done(s)
+        state = f"done {m['finished']} ({m['seconds']:.0f}s)" if m else f"not done: {run.problems[s]}" if s in run.problems else '-'
+        if s in stale: state += '  [out of date with the config: `prlm run` re-runs it]'
+        print(f"  {s:9s} {state}")
+    return 0
+
+def _command(args)->int:
+    cfg = load_config(args.config, run_dir=args.run_dir)
+    if args.command == 'status': return _status(cfg)
+    warns = preflight(cfg)  # nothing is written before the config and what it names check out
+    for w in warns: print(f"warning: {w}", file=sys.stderr if args.command != 'validate' else sys.stdout)
+    if args.command == 'validate': print(f"{args.config}: valid (run_dir: {cfg.run_dir})"); return 0
+    if args.command == 'run': run_pipeline(cfg, overwrite=tuple(args.overwrite), until=args.until); return 0
+    run = RunDir(cfg.run_dir); _quiet_datasets(); set_threads(cfg)
+    with run.lock():
+        prepare_run(cfg, run)
+        run_stage(cfg, run, args.command, force=args.overwrite)
+    if args.command == 'report': print(summary(run))
+    return 0
+
 def main(argv:list|None=None)->int:
-    "Entry point of the `prlm` command."
+    "Entry point of the `prlm` command: exit status 0, 1 (an error), 2 (a config error) or 130 (interrupted)."
     args = build_parser().parse_args(argv)
-    try: cfg = load_config(args.config, run_dir=args.run_dir)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr); return 2
-    if args.command == 'validate':
-        try: warns = check_budget(cfg)
-        except ConfigError as e: print(f"error: {args.config}: {e}", file=sys.stderr); return 2
-        for w in warns: print(f"warning: {w}")
-        print(f"{args.config}: valid (run_dir: {cfg.run_dir})"); return 0
-    if args.command == 'status':
-        run = RunDir(cfg.run_dir); stale = stale_stages(cfg, run)
-        for s in STAGES:
-            m = run.done(s)
-            state = f"done {m['finished']} ({m['seconds']:.0f}s)" if m else '-'
-            if s in stale: state += '  [out of date with the config: `prlm run` re-runs it]'
-            print(f"  {s:9s} {state}")
-        return 0
-    try:
-        if args.command == 'run': run_pipeline(cfg, overwrite=tuple(args.overwrite), until=args.until)
-        else:
-            run = prepare_run(cfg); _quiet_datasets(); set_threads(cfg)
-            with run.lock(): run_stage(cfg, run, args.command, force=args.overwrite)
-            if args.command == 'report': print(summary(run))
+    try: return _command(args)
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr); return 130
-    except RuntimeError as e:
-        print(f"error: {e}", file=sys.stderr); return 1
-    return 0
+    except Exception as e:
+        if args.debug: raise
+        print('\n'.join(error_lines(e, args.config)), file=sys.stderr)
+        return 2 if isinstance(e, ConfigError) else 1

@@ -19,10 +19,10 @@ from tqdm.auto import tqdm
 __all__ = ['PROFILE_FEATURES', 'FEATURES', 'TASKS', 'LAMP_URL', 'DEBIAN_INSTRUCTION', 'records_to_dataset', 'DataFormatError',
            'EmptyProfileWarning', 'DownloadError', 'TaskSpec', 'get_task', 'extract_query', 'read_json',
            'load_lamp_files', 'write_lamp_outputs', 'jsonl_torn', 'open_jsonl_append', 'lamp_file_paths',
-           'default_cache_dir', 'download_file', 'load_lamp', 'read_deb822', 'clean_description', 'is_team',
-           'debian_items', 'maintainer_id', 'build_debian_users', 'embedded_records', 'load_embedded',
-           'export_embedded_lamp', 'debian_datacard', 'apt_update_lists', 'build_debian_dataset', 'DataSummary',
-           'summarize', 'other_users', 'swap_profiles', 'user_view']
+           'default_cache_dir', 'download_file', 'load_lamp', 'file_digest', 'dir_digest', 'content_fingerprint',
+           'read_deb822', 'clean_description', 'is_team', 'debian_items', 'maintainer_id', 'build_debian_users',
+           'embedded_records', 'load_embedded', 'export_embedded_lamp', 'debian_datacard', 'apt_update_lists',
+           'build_debian_dataset', 'DataSummary', 'summarize', 'other_users', 'swap_profiles', 'user_view']
 
 # %% ../nbs/00_data.ipynb #b397056e
 PROFILE_FEATURES = {'id': Value('string'), 'text': Value('string'), 'output': Value('string'), 'date': Value('string')}
@@ -31,8 +31,10 @@ FEATURES = Features({'id': Value('string'), 'user_id': Value('string'), 'task': 
 
 # %% ../nbs/00_data.ipynb #20d61c4a
 def records_to_dataset(records: list[dict]) -> Dataset:
-    "A `datasets.Dataset` with the shared schema `FEATURES` from a list of record dicts."
-    return Dataset.from_list(list(records), features=FEATURES)
+    "A `datasets.Dataset` with the shared schema `FEATURES` from a list of record dicts (an empty list gives an empty dataset)."
+    records = list(records)
+    if not records: return Dataset.from_dict({k: [] for k in FEATURES}, features=FEATURES)
+    return Dataset.from_list(records, features=FEATURES)
 
 # %% ../nbs/00_data.ipynb #f26fd192
 class DataFormatError(ValueError):
@@ -179,6 +181,8 @@ def _infer_task(questions, outputs, path) -> TaskSpec:
 def _check(cond, path, rid, field, msg):
     if not cond: raise DataFormatError(path, rid, field, msg)
 
+def _jtype(v) -> str: return 'null' if v is None else type(v).__name__
+
 def _read_golds(outputs_path):
     obj = read_json(outputs_path)
     golds = obj.get('golds') if isinstance(obj, dict) else obj if isinstance(obj, list) else None
@@ -188,9 +192,19 @@ def _read_golds(outputs_path):
         rid = str(g.get('id')) if isinstance(g, dict) and 'id' in g else f'#{i}'
         _check(isinstance(g, dict) and 'id' in g, outputs_path, rid, 'id', 'gold without an id')
         _check('output' in g, outputs_path, rid, 'output', 'missing field')
+        o = g['output']  # a null gold would become the string 'None' (and a prediction "None" would score 1.0)
+        _check(isinstance(o, (str, int, float)) and not isinstance(o, bool), outputs_path, rid, 'output', f'expected a string, got {_jtype(o)}')
         _check(rid not in out, outputs_path, rid, 'id', 'duplicate id')
-        out[rid] = str(g['output'])
+        out[rid] = str(o)
     return obj, out
+
+def _check_outputs_task(outputs, spec: TaskSpec, outputs_path):
+    "An outputs file's `task` (when it has one) must be the questions' task."
+    t = outputs.get('task') if isinstance(outputs, dict) else None
+    if t is None: return
+    try: same = isinstance(t, str) and get_task(t).lamp_name == spec.lamp_name
+    except KeyError: same = False
+    _check(same, outputs_path, None, 'task', f"the outputs are for task {t!r} but the questions are {spec.name} ({spec.lamp_name!r})")
 
 # %% ../nbs/00_data.ipynb #5e03b3a0
 def load_lamp_files(questions_path, # a LaMP `{split}_questions.json`
@@ -201,8 +215,10 @@ def load_lamp_files(questions_path, # a LaMP `{split}_questions.json`
     qp = Path(questions_path)
     questions = read_json(qp)
     _check(isinstance(questions, list), qp, None, None, f"expected a JSON list of questions, got {type(questions).__name__}")
+    _check(len(questions) > 0, qp, None, None, "no questions: the file holds an empty list")
     outputs, golds = _read_golds(outputs_path) if outputs_path is not None else (None, None)
     spec = get_task(task) if task is not None else _infer_task(questions, outputs, qp)
+    if outputs_path is not None: _check_outputs_task(outputs, spec, outputs_path)
     recs, seen, empty = [], set(), []
     for i, q in enumerate(tqdm(questions, desc=f'{spec.name} {qp.name}', disable=len(questions) < 5000, leave=False)):
         _check(isinstance(q, dict), qp, f'#{i}', None, 'a question must be a JSON object')
@@ -338,6 +354,77 @@ def load_lamp(task, # 'LaMP-1' … 'LaMP-7', 'LaMP-2N'
         if not download: raise FileNotFoundError(f"{p} not found (download=False); expected LaMP's layout under {root}")
         download_file(f"{base_url.rstrip('/')}/{p.relative_to(root).as_posix()}", p)
     return load_lamp_files(paths['questions'], paths['outputs'], task=spec)
+
+# %% ../nbs/00_data.ipynb #fe9046b4
+_DIGESTS: dict = {}    # stat key -> sha1 of the content (this process)
+_PERSIST_MIN = 1 << 24 # files at least this big also keep their digest on disk, across processes
+
+def _stat_key(p: Path) -> str:
+    st = p.stat()
+    return f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}"
+
+def _digest_file() -> Path: return default_cache_dir().parent/'digests.json'
+
+def _disk_digests() -> dict:
+    try: d = json.loads(_digest_file().read_text())
+    except (OSError, ValueError): return {}
+    return d if isinstance(d, dict) else {}
+
+def _save_digest(key: str, h: str, keep: int = 2000):
+    "Remember a big file's digest on disk (best effort: a read-only cache only costs a re-hash next time)."
+    d = {k: v for k, v in _disk_digests().items() if Path(k.split('|')[0]).exists()}
+    d[key] = h
+    try: _atomic_write_json(_digest_file(), dict(list(d.items())[-keep:]))
+    except OSError: pass
+
+def file_digest(path, # a file
+                chunk: int = 1 << 22, # bytes per read
+               ) -> str:
+    "sha1 of a file's content; an unchanged file (same path, size, mtime, ctime, inode) is hashed once."
+    p = Path(path); key = _stat_key(p)
+    if key in _DIGESTS: return _DIGESTS[key]
+    big = p.stat().st_size >= _PERSIST_MIN
+    h = _disk_digests().get(key) if big else None
+    if not isinstance(h, str):
+        sha = hashlib.sha1()
+        with open(p, 'rb') as f:
+            while (b := f.read(chunk)): sha.update(b)
+        h = sha.hexdigest()
+        if _stat_key(p) != key: return h  # changed while we read it: do not remember
+        if big: _save_digest(key, h)
+    _DIGESTS[key] = h
+    return h
+
+def dir_digest(path, # a folder (or a file)
+               skip: tuple = ('checkpoint-',), # sub-folders whose name starts with one of these are left out
+              ) -> str:
+    "Fingerprint of a folder by content: each file's relative path and `file_digest` (hidden files and `skip` folders left out)."
+    p = Path(path)
+    if p.is_file(): return file_digest(p)[:16]
+    if not p.is_dir(): raise FileNotFoundError(f"{p}: no such file or folder")
+    h = hashlib.sha1()
+    for f in sorted(p.rglob('*')):
+        parts = f.relative_to(p).parts
+        if not f.is_file() or any(x.startswith('.') or (x != parts[-1] and x.startswith(skip)) for x in parts): continue
+        h.update(f"{f.relative_to(p).as_posix()}\0{file_digest(f)}\0".encode())
+    return h.hexdigest()[:16]
+
+# %% ../nbs/00_data.ipynb #b0fdac99
+def _hub_snapshot(name: str) -> Path|None:
+    "The local snapshot folder of hub id `name` in the Hugging Face cache (None when it is not there)."
+    try:
+        from huggingface_hub import snapshot_download
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception: return None  # not a hub id, or not downloaded: both mean "no local content"
+
+def content_fingerprint(name_or_path, # a local file/folder, or a hub id
+                       ) -> str:
+    "Fingerprint of a model by content (local folder, or a hub id's cached snapshot); by name when there is no local copy."
+    p = Path(str(name_or_path)).expanduser()
+    if p.exists(): return dir_digest(p)
+    snap = _hub_snapshot(str(name_or_path))
+    if snap is not None: return dir_digest(snap)
+    return 'name:' + hashlib.sha1(str(name_or_path).encode()).hexdigest()[:16]
 
 # %% ../nbs/00_data.ipynb #a7978926
 def read_deb822(path) -> list[dict]:

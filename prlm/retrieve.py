@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_retrieve.ipynb #3a8f9cfe
 from __future__ import annotations
-import hashlib, math, os, json, re, uuid, random as _random
+import hashlib, math, os, json, re, uuid, warnings, random as _random
 from pathlib import Path
 from typing import Sequence
 import numpy as np
@@ -564,39 +564,74 @@ def _encoder(name:str='embedded', # 'embedded', a hub id or a local folder
 
 # %% ../nbs/01_retrieve.ipynb #9385a00b
 class EmbeddingCache:
-    "On-disk embedding store keyed by sha1(encoder key + text)."
+    "On-disk embedding store keyed by sha1(encoder key + text); memory-only when its folder cannot be used."
     def __init__(self, root:str|Path|None, # folder for this encoder's shards; None = memory only
-                 encoder_key:str, # identifies encoder + pooling + normalisation + max length
+                 encoder_key:str, # identifies encoder (by content) + pooling + normalisation + max length
                  merge_above:int=32): # merge shards when more than this many exist
         self.root, self.encoder_key, self.mem = (Path(root) if root else None), encoder_key, {}
         if self.root is not None: self._load(merge_above)
     def key(self, text:str) -> bytes: return hashlib.sha1(f"{self.encoder_key}\x00{text}".encode()).digest()
-    def _load(self, merge_above):
+    def _off(self, why:str):
+        "Go on without the disk cache (it only saves time)."
+        warnings.warn(f"embedding cache {self.root} not used ({why}); embeddings are kept in memory only", stacklevel=3)
+        self.root = None
+    def _read(self, s:Path):
+        "(keys, emb) of one shard; raises on a shard that is unreadable or inconsistent."
         from safetensors.numpy import load_file
-        shards = sorted(self.root.glob('*.safetensors')) if self.root.exists() else []
+        t = load_file(s)
+        k, e = t['keys'], t['emb']
+        if k.ndim != 2 or k.shape[1] != 20 or e.ndim != 2 or len(e) != len(k): raise ValueError(f"shapes {k.shape}, {e.shape}")
+        return k, e
+    def _load(self, merge_above):
+        try: shards = sorted(self.root.glob('*.safetensors')) if self.root.exists() else []
+        except OSError as e: return self._off(f"cannot list it: {e}")
+        bad = []
         for s in shards:
-            t = load_file(s)
-            for kk, e in zip(t['keys'], t['emb']): self.mem[kk.tobytes()] = e
-        if len(shards) > merge_above:
-            self._write(list(self.mem), np.stack(list(self.mem.values())))
+            try: k, e = self._read(s)
+            except Exception as err:  # safetensors' own error, OSError, bad shapes: the shard is useless
+                bad.append(f"{s.name} ({type(err).__name__}: {err})")
+                try: s.unlink(missing_ok=True)
+                except OSError: pass
+                continue
+            for kk, ee in zip(k, e): self.mem[kk.tobytes()] = ee
+        if bad: warnings.warn(f"embedding cache {self.root}: {len(bad)} unreadable shard(s) skipped and removed, e.g. {bad[0]}; "
+                              "their texts are encoded again", stacklevel=3)
+        if len(shards) - len(bad) > merge_above:
+            try: self._write(list(self.mem), np.stack(list(self.mem.values())))
+            except OSError as e: return self._off(f"cannot write: {e}")
             for s in shards: s.unlink(missing_ok=True)
     def _write(self, keys, emb):
         from safetensors.numpy import save_file
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root/f".{uuid.uuid4().hex}.tmp"
-        save_file({'keys': np.frombuffer(b''.join(keys), np.uint8).reshape(len(keys), 20),
-                   'emb': np.ascontiguousarray(emb, dtype=np.float32)}, str(tmp))
-        os.replace(tmp, self.root/f"{uuid.uuid4().hex}.safetensors")
+        try:
+            save_file({'keys': np.frombuffer(b''.join(keys), np.uint8).reshape(len(keys), 20),
+                       'emb': np.ascontiguousarray(emb, dtype=np.float32)}, str(tmp))
+            os.replace(tmp, self.root/f"{uuid.uuid4().hex}.safetensors")
+        except BaseException:
+            tmp.unlink(missing_ok=True); raise
     def missing(self, texts) -> list[str]:
         "Distinct texts not in the cache, in first-seen order."
         return [t for t in dict.fromkeys(texts) if self.key(t) not in self.mem]
     def add(self, texts:list[str], emb:np.ndarray):
-        "Store embeddings (and persist them as one shard)."
+        "Store embeddings (and persist them as one shard, unless the folder cannot be written)."
         keys = [self.key(t) for t in texts]
         for kk, e in zip(keys, emb): self.mem[kk] = e
-        if self.root is not None and keys: self._write(keys, emb)
+        if self.root is not None and keys:
+            try: self._write(keys, emb)
+            except OSError as e: self._off(f"cannot write: {e}")
     def get(self, texts) -> np.ndarray: return np.stack([self.mem[self.key(t)] for t in texts])
     def __len__(self): return len(self.mem)
+
+# %% ../nbs/01_retrieve.ipynb #911e37fe
+def _encoder_fingerprint(encoder:str) -> str:
+    "What an embedding depends on: the encoder's content when it is on disk (or in the HF cache), else its name."
+    from prlm.data import content_fingerprint
+    if encoder == 'embedded':
+        from prlm.models import embedded_encoder_path
+        return 'content:' + content_fingerprint(embedded_encoder_path())
+    fp = content_fingerprint(encoder)
+    return encoder if fp.startswith('name:') else 'content:' + fp
 
 # %% ../nbs/01_retrieve.ipynb #5089dbd1
 @register_retriever
@@ -630,7 +665,7 @@ class DenseRetriever(Retriever):
         self.query_prefix = d['query_prefix'] if query_prefix is None else query_prefix
         self.max_length = max_length or d['max_length']
         self.n_encoded = 0                               # texts actually run through the model (cache misses)
-        ekey = f"{encoder}|{self.pooling}|norm={normalize}|max={self.max_length}"
+        ekey = f"{_encoder_fingerprint(encoder)}|{self.pooling}|norm={normalize}|max={self.max_length}"
         if cache_dir is None:
             from prlm.models import prlm_cache
             cache_dir = prlm_cache()/'embeddings'

@@ -12,7 +12,7 @@ import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 from .data import other_users, _atomic_write_json
-from .models import generate_dataset, prepare_tokenizer, embedded_encoder_path
+from .models import generate_dataset, prepare_tokenizer, embedded_encoder_path, interactive, quiet_trainer, hf_progress_bars
 from .prompts import build_prompt, extract_answer, prompt_items
 from .retrieve import get_retriever
 
@@ -351,6 +351,13 @@ def _load_backbone(encoder, seed):
     return model, tok
 
 # %% ../nbs/05_reward_model.ipynb #05a8631c
+def _done_line(m:dict) -> str:
+    "The one console line of a finished reward-model training."
+    acc = m.get('heldout_accuracy')
+    held = f"held-out accuracy {acc:.2f} (n={m['n_heldout']})" if acc is not None and acc == acc else 'no held-out pairs'
+    loss = f"loss {m['loss_first']:.3f} -> {m['loss_last']:.3f}" if m.get('loss_first') is not None else 'no loss logged'
+    return f"reward model: {m['n_train']} pairs x {m['epochs']} epochs, {loss}, {held}, {m['train_seconds']:.0f} s"
+
 def train_reward_model(pairs:Dataset, # from `build_pairs`: query, chosen, rejected (+ profile_text, negative, id, user_id)
                        out_dir, # the model folder to write (e.g. RUN/rm/model)
                        encoder='embedded', # 'embedded' (all-MiniLM-L6-v2), a hub id ('bert-base-uncased'), a path, or (model, tokenizer)
@@ -363,7 +370,9 @@ def train_reward_model(pairs:Dataset, # from `build_pairs`: query, chosen, rejec
                        heldout_users=None, # explicit held-out users (overrides `eval_frac`): e.g. to compare models on the same pairs
                        seed:int=0,
                        overwrite:bool=False, # retrain even if `out_dir` holds a finished model
-                       progress:bool=True,
+                       progress:bool=True, # a tqdm bar (only where a person watches: `prlm.models.interactive`)
+                       report_to='none', # trackers, e.g. 'tensorboard' (event files kept in `out_dir/runs`)
+                       verbose:bool=True, # print one line when done (pairs, loss, held-out accuracy, time)
                       ) -> dict:
     "Train a Bradley–Terry reward model with TRL's `RewardTrainer`; save it (safetensors) with `metrics.json`; return the metrics."
     from trl import RewardConfig, RewardTrainer
@@ -384,7 +393,8 @@ def train_reward_model(pairs:Dataset, # from `build_pairs`: query, chosen, rejec
         if 'negative' not in pairs.column_names: raise KeyError("train_reward_model: `negatives` given but pairs have no `negative` column")
         train = train.select([i for i, n in enumerate(train['negative']) if n in negatives])
     if len(train) < 2: raise ValueError(f"train_reward_model: need at least 2 training pairs, got {len(train)}")
-    model, tok = _load_backbone(encoder, seed)
+    bars = progress and interactive()  # transformers' own bars (loading, writing shards) likewise
+    with hf_progress_bars(bars): model, tok = _load_backbone(encoder, seed)
     enc = lambda d, col: encode_rm_inputs(tok, list(d['query']), list(d[col]), _profiles_of(d, input_format), input_format, max_length, answer_tokens)
     tr = Dataset.from_dict(dict(chosen_ids=enc(train, 'chosen'), rejected_ids=enc(train, 'rejected')))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -393,15 +403,13 @@ def train_reward_model(pairs:Dataset, # from `build_pairs`: query, chosen, rejec
         steps = math.ceil(len(tr) / batch_size) * epochs
         args = RewardConfig(output_dir=str(tmp/'trainer'), learning_rate=lr, per_device_train_batch_size=batch_size,
                             num_train_epochs=epochs, seed=seed, bf16=False, fp16=False, activation_checkpointing=False,
-                            use_cpu=not torch.cuda.is_available(), report_to='none', save_strategy='no',
-                            logging_steps=max(1, int(steps // 20)), max_length=None, disable_tqdm=not progress,
+                            use_cpu=not torch.cuda.is_available(), report_to=report_to, save_strategy='no',
+                            logging_steps=max(1, int(steps // 20)), max_length=None, disable_tqdm=not bars,
                             lr_scheduler_type='linear', warmup_steps=0, dataloader_num_workers=0)
-        trainer = RewardTrainer(model=model, args=args, train_dataset=tr, processing_class=tok)
-        if not progress:
-            from transformers.trainer_callback import PrinterCallback
-            trainer.remove_callback(PrinterCallback)
+        trainer = quiet_trainer(RewardTrainer(model=model, args=args, train_dataset=tr, processing_class=tok))  # no log dicts
         trainer.train()
         losses = [h['loss'] for h in trainer.state.log_history if 'loss' in h]
+        if (tmp/'trainer'/'runs').exists(): os.replace(tmp/'trainer'/'runs', tmp/'runs')  # tracker logs stay with the model
         shutil.rmtree(tmp/'trainer', ignore_errors=True)
         rm = RewardModel(trainer.model, tok, input_format, max_length, answer_tokens)
         ev, c, r = evaluate_pairs(rm, held) if len(held) else (dict(n=0), np.zeros(0), np.zeros(0))
@@ -416,7 +424,7 @@ def train_reward_model(pairs:Dataset, # from `build_pairs`: query, chosen, rejec
                        heldout_users=want if want is not None else sorted(set(map(str, held['user_id']))) if 'user_id' in held.column_names else None)
         metrics['warnings'] = rm_warnings(metrics)
         for w in metrics['warnings']: warnings.warn(w)
-        trainer.model.save_pretrained(tmp); tok.save_pretrained(tmp)
+        with hf_progress_bars(bars): trainer.model.save_pretrained(tmp); tok.save_pretrained(tmp)
         (tmp/'rm_config.json').write_text(json.dumps(dict(input_format=input_format, max_length=max_length, answer_tokens=answer_tokens), indent=1))
         (tmp/'heldout_scores.json').write_text(json.dumps(dict(id=list(held['id']), negative=list(held['negative']) if 'negative' in held.column_names else None,
                                                                chosen=c.tolist(), rejected=r.tolist())))
@@ -424,6 +432,7 @@ def train_reward_model(pairs:Dataset, # from `build_pairs`: query, chosen, rejec
         (tmp/'metrics.json').write_text(json.dumps(metrics, indent=1))
         if out_dir.exists(): shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
+        if verbose: print(_done_line(metrics), flush=True)
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return metrics
@@ -497,7 +506,7 @@ def compare_reward_models(pairs:Dataset, # from `build_pairs(..., gold=True)`: e
         enc = (copy.deepcopy(encoder[0]), encoder[1]) if isinstance(encoder, tuple) else encoder
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # the table shows every variant's held-out accuracy
-            m = train_reward_model(pairs, out_dir/name, encoder=enc, negatives=negs, heldout_users=users, **v)
+            m = train_reward_model(pairs, out_dir/name, encoder=enc, negatives=negs, heldout_users=users, verbose=False, **v)
         rows += [dict(variant=name, input_format=m['input_format'], trained_on='+'.join(m['negatives'] or []), negative=n,
                       accuracy=m.get(f'heldout_accuracy_{n}'), n=m.get(f'heldout_n_{n}'), margin=m.get(f'heldout_margin_{n}'),
                       n_train=m['n_train'], train_seconds=m['train_seconds']) for n in have if f'heldout_n_{n}' in m]

@@ -149,6 +149,11 @@ BAD = {  # name: (questions bytes, outputs obj or None, expected record, expecte
     'gold missing output': (_bytes(GOOD), {'task': 'LaMP_5', 'golds': [{'id': '1', 'output': 'a'}, {'id': '2'}]}, '2', 'output', 'missing field'),
     'non-utf8 in profile': (_bytes(GOOD).replace(b'abs 1', b'abs \xff1', 1), None, '1', 'profile[1].abstract', 'invalid UTF-8'),
     'non-utf8 in input': (_bytes(GOOD).replace(b'abstract 2', b'abstract \xe92', 1), None, '2', 'input', 'invalid UTF-8'),
+    'gold output null': (_bytes(GOOD), {'task': 'LaMP_5', 'golds': [{'id': '1', 'output': 'a'}, {'id': '2', 'output': None}]}, '2', 'output', 'got null'),
+    'gold output a list': (_bytes(GOOD), {'task': 'LaMP_5', 'golds': [{'id': '1', 'output': ['a']}, {'id': '2', 'output': 'b'}]}, '1', 'output', 'got list'),
+    'outputs of another task': (_bytes(GOOD), golds([1, 2], task='LaMP_4'), None, 'task', "outputs are for task 'LaMP_4'"),
+    'outputs of an unknown task': (_bytes(GOOD), golds([1, 2], task='LaMP_99'), None, 'task', "outputs are for task 'LaMP_99'"),
+    'no questions': (_bytes([]), golds([]), None, None, 'no questions'),
 }
 
 @pytest.mark.parametrize('case', list(BAD))
@@ -163,6 +168,11 @@ def test_bad_input_matrix(case, tmp_path):
     assert (err.record_id, err.field) == (rid, field), str(err)
     assert err.path in (str(qp), str(op))
     assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before  # input files untouched
+
+def test_numeric_gold_is_text_and_outputs_without_task_are_fine(tmp_path):
+    qp = write(tmp_path/'q.json', GOOD)
+    ds = load_lamp_files(qp, write(tmp_path/'o.json', [{'id': '1', 'output': 4}, {'id': '2', 'output': 'b'}]), task='LaMP-5')
+    assert ds['target'] == ['4', 'b']
 
 def test_non_utf8_in_outputs_names_gold(tmp_path):
     qp = write(tmp_path/'q.json', GOOD)

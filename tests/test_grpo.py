@@ -1,4 +1,5 @@
-"GRPO stage: a tiny-model run that moves the adapter, resume after SIGKILL, and a 2-process accelerate run."
+"""GRPO stage: a tiny-model run that moves the adapter, resume after SIGKILL or from a torn checkpoint, a 2-process accelerate
+run, and the embedded SmolLM2's adapter loading by hub id offline."""
 import json, os, signal, socket, subprocess, sys, time
 from pathlib import Path
 
@@ -44,6 +45,12 @@ def test_config_errors_before_model_load(tiny, tmp_path):
     with pytest.raises(GRPOConfigError, match=r"c\.yaml.*'lr'"): GRPOStageConfig.from_yaml(p)
     with pytest.raises(KeyError, match="'target'"):
         train_grpo(ds.remove_columns('target'), _cfg(tiny), tmp_path)
+    with pytest.raises(GRPOConfigError, match="'os:system'.*not a subclass of trl.GRPOTrainer"):
+        train_grpo(ds, _cfg(tiny, model='/does/not/exist', trainer_cls='os:system'), tmp_path)
+    with pytest.raises(GRPOConfigError, match='max_steps must be a positive number.*got -5'): _cfg(tiny, max_steps=-5)
+    with pytest.raises(GRPOConfigError, match=r'num_generations \(the group size G\).*got 0'): _cfg(tiny, num_generations=0)
+    p.write_text(yaml.safe_dump({'grpo': {'max_steps': -5}}))
+    with pytest.raises(GRPOConfigError, match=r"c\.yaml.*max_steps"): GRPOStageConfig.from_yaml(p)
 
 
 def _letter_e(prompts=None, completions=None, **kw):
@@ -52,7 +59,7 @@ def _letter_e(prompts=None, completions=None, **kw):
 _letter_e.__name__ = 'letter_e'
 
 
-def test_tiny_run_changes_adapter_and_logs(tiny, tmp_path, monkeypatch):
+def test_tiny_run_changes_adapter_and_logs(tiny, tmp_path, monkeypatch, capsys):
     from datasets import Dataset
     from safetensors.torch import load_file
     monkeypatch.setitem(REWARDS, 'letter_e', _letter_e)  # the registry is open: custom rewards by name
@@ -71,9 +78,40 @@ def test_tiny_run_changes_adapter_and_logs(tiny, tmp_path, monkeypatch):
     assert len(samples) == 4 and {'prompt', 'completion', 'rewards', 'advantage'} <= set(samples[0])
     res = json.loads((tmp_path / 'train_result.json').read_text())
     assert res['global_step'] == 2 and res['s_per_step'] > 0
+    # a calm console: one compact line per step here (2 steps), no raw log dicts, and the closing line
+    lines = capsys.readouterr().out.splitlines()
+    steps_out = [l for l in lines if l.startswith('step ')]
+    assert len(steps_out) == 2 and 'reward' in steps_out[0] and '(letter_e ' in steps_out[0] and 's/step' in steps_out[0], lines
+    assert not any("{'loss'" in l or "'grad_norm'" in l for l in lines), lines
+    assert lines[-1].startswith('prlm.grpo: 2 steps in ') and lines[-1].endswith(str(out)), lines
+    # standard artifacts: the local base model is recorded as it is, and the model card names it and the rewards
+    assert json.loads((out / 'adapter_config.json').read_text())['base_model_name_or_path'] == str(tiny / 'model')
+    card = (out / 'README.md').read_text()
+    assert '[None]' not in card and str(tiny / 'model') in card and '`letter_e`' in card and 'prlm.grpo.train_grpo' in card
+    assert (tmp_path / 'README.md').read_text() == card  # TRL's draft card in the run folder is replaced too
     # a finished run is not trained again
     t = time.time(); assert train_grpo(Dataset.from_json(str(tiny / 'data.jsonl')), cfg, tmp_path) == out
     assert time.time() - t < 5
+
+
+def test_torn_checkpoint_is_set_aside(tiny, tmp_path, capsys):
+    "A checkpoint a kill left without trainer_state.json is set aside (one line says so); the run resumes from the one before."
+    import shutil
+    from datasets import Dataset
+    ds = Dataset.from_json(str(tiny / 'data.jsonl'))
+    cfg = _cfg(tiny, max_steps=2, save_steps=1, save_total_limit=None)
+    train_grpo(ds, cfg, tmp_path)
+    for p in (tmp_path / 'adapter', tmp_path / 'train_result.json'): shutil.rmtree(p) if p.is_dir() else p.unlink()
+    (tmp_path / 'checkpoint-2' / 'trainer_state.json').unlink()  # killed while writing checkpoint-2
+    capsys.readouterr()
+    out = train_grpo(ds, cfg, tmp_path)
+    lines = capsys.readouterr().out.splitlines()
+    assert sum('incomplete checkpoint' in l for l in lines) == 1, lines
+    assert 'resuming from checkpoint-1' in lines[0] and 'checkpoint-2 (no trainer_state.json)' in lines[0], lines
+    res = json.loads((tmp_path / 'train_result.json').read_text())
+    assert res['resumed_from'] == 'checkpoint-1' and res['global_step'] == 2 and (out / 'adapter_model.safetensors').exists()
+    assert (tmp_path / 'incomplete_checkpoints' / 'checkpoint-2').is_dir() and (tmp_path / 'checkpoint-2' / 'trainer_state.json').exists()
+    assert [r['step'] for r in read_jsonl(tmp_path / 'log_history.jsonl') if 'train_runtime' not in r] == [1, 2]
 
 
 def _free_port():
@@ -125,3 +163,39 @@ def test_two_process_accelerate_run(tiny, tmp_path):
     assert res['num_processes'] == 2 and res['global_step'] == 2
     assert (tmp_path / 'run' / 'adapter' / 'adapter_model.safetensors').exists()
     print(f"2-process run: {time.time() - t:.1f}s wall")
+
+
+EMBEDDED_LOAD = """
+import json, sys
+from peft import AutoPeftModelForCausalLM
+from transformers import AutoTokenizer
+from prlm.models import install_hf_cache
+install_hf_cache('policy')  # the one explicit step: SmolLM2 into this HF_HOME under its hub id
+m = AutoPeftModelForCausalLM.from_pretrained(sys.argv[1]); t = AutoTokenizer.from_pretrained(sys.argv[1])
+ids = t('Hello', return_tensors='pt')
+out = m.generate(**ids, max_new_tokens=2, do_sample=False)
+print(json.dumps(dict(base=m.peft_config['default'].base_model_name_or_path, new=int(out.shape[1] - ids['input_ids'].shape[1]))))
+"""
+
+@pytest.mark.slow
+def test_embedded_adapter_loads_by_hub_id_offline(tmp_path):
+    """One GRPO step on the embedded SmolLM2 in an empty HF_HOME: the adapter names its base by hub id, training writes nothing
+    to the HF cache, and after `install_hf_cache` a fresh offline process loads the adapter."""
+    env = {**ENV, 'HF_HOME': str(tmp_path / 'hf')}; env.pop('HF_HUB_CACHE', None)
+    cfg = GRPOStageConfig.demo_cpu(model='embedded', rewards={'rouge': 1.0, 'format': 0.1}, max_completion_length=4, max_steps=1,
+                                   save_steps=1, log_samples=0, report_to='none')
+    (tmp_path / 'c.yaml').write_text(yaml.safe_dump(cfg.to_dict()))
+    data = tmp_path / 'data.jsonl'
+    data.write_text(''.join(json.dumps(dict(prompt=f'<|im_start|>user\nTitle for text {i}<|im_end|>\n<|im_start|>assistant\n', target=f'title {i}',
+                                            task='debian')) + '\n' for i in range(2)))
+    r = subprocess.run([sys.executable, '-m', 'prlm.grpo', '--config', str(tmp_path / 'c.yaml'), '--data', str(data), '--out', str(tmp_path / 'run')],
+                       env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)  # a hang guard: slow only on a busy machine
+    assert r.returncode == 0, r.stderr[-3000:]
+    adapter = tmp_path / 'run' / 'adapter'
+    assert json.loads((adapter / 'adapter_config.json').read_text())['base_model_name_or_path'] == 'HuggingFaceTB/SmolLM2-135M-Instruct'
+    card = (adapter / 'README.md').read_text()
+    assert 'base_model: HuggingFaceTB/SmolLM2-135M-Instruct' in card and '`debian` task' in card and '[None]' not in card
+    assert not (tmp_path / 'hf' / 'hub' / 'models--HuggingFaceTB--SmolLM2-135M-Instruct').exists()  # nothing outside the run
+    r = subprocess.run([sys.executable, '-c', EMBEDDED_LOAD, str(adapter)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == dict(base='HuggingFaceTB/SmolLM2-135M-Instruct', new=2)

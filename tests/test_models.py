@@ -91,3 +91,29 @@ def test_continuous_engine_matches_one_by_one():
     assert cont == one
     assert s2['new_tokens'] == s1['new_tokens'] and s2['calls'] == 1 and s1['calls'] == 10
     assert generate(m, t, ps[::-1], batch_size=4, max_new_tokens=12, progress=False) == one[::-1]  # input order kept
+
+
+HUB_CHILD = textwrap.dedent('''
+    import json, sys
+    from prlm.models import install_hf_cache, SMOLLM2_ID, MINILM_ID
+    snaps = install_hf_cache()
+    from transformers import AutoModelForCausalLM, AutoModel, AutoTokenizer
+    m = AutoModelForCausalLM.from_pretrained(SMOLLM2_ID); t = AutoTokenizer.from_pretrained(SMOLLM2_ID)
+    e = AutoModel.from_pretrained(MINILM_ID); et = AutoTokenizer.from_pretrained(MINILM_ID)
+    from huggingface_hub import scan_cache_dir
+    print(json.dumps(dict(snaps={k: str(v) for k, v in snaps.items()}, policy=type(m).__name__, enc=type(e).__name__,
+                          chat=bool(t.chat_template), repos=sorted(r.repo_id for r in scan_cache_dir().repos))))
+''')
+
+def test_install_hf_cache_offline_by_hub_id(tmp_path):
+    "In an empty HF_HOME, offline: after `install_hf_cache` both embedded models load by hub id, in huggingface_hub's layout."
+    env = {**os.environ, 'HF_HOME': str(tmp_path / 'hf'), 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1'}
+    env.pop('HF_HUB_CACHE', None)
+    p = subprocess.run([sys.executable, '-c', HUB_CHILD], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert (r['policy'], r['enc'], r['chat']) == ('LlamaForCausalLM', 'BertModel', True)
+    assert r['repos'] == ['HuggingFaceTB/SmolLM2-135M-Instruct', 'sentence-transformers/all-MiniLM-L6-v2']
+    snap = Path(r['snaps']['HuggingFaceTB/SmolLM2-135M-Instruct'])
+    assert snap.is_relative_to(tmp_path / 'hf' / 'hub') and (snap / 'model.safetensors').is_symlink()
+    assert (snap.parents[1] / 'refs' / 'main').read_text() == snap.name

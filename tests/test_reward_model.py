@@ -139,11 +139,16 @@ def test_train_rejects_wrong_head(tmp_path):
         train_reward_model(ds, tmp_path / 'rm', encoder=tiny_encoder(num_labels=2), eval_frac=0.25, progress=False)
 
 
-def test_score_batches_match_single(tmp_path):
+def test_score_batches_match_single(tmp_path, capsys):
     ds = Dataset.from_dict(dict(id=[f'i{i}' for i in range(8)], user_id=[f'u{i}' for i in range(8)], query=[f'query {i}' for i in range(8)],
                                 chosen=[f'good {i}' for i in range(8)], rejected=[f'bad {i}' for i in range(8)]))
     train_reward_model(ds, tmp_path / 'rm', encoder=tiny_encoder(num_labels=1), epochs=1, batch_size=4, eval_frac=0.25,
-                       max_length=32, progress=False)
+                       max_length=32, progress=True, report_to='tensorboard')
+    out = capsys.readouterr()
+    # a calm console: no raw log dicts, no bar redraws without a terminal, one closing line; tracker logs kept with the model
+    assert out.out.splitlines() == [l for l in out.out.splitlines() if l.startswith('reward model: 6 pairs x 1 epochs')] and out.out
+    assert "{'loss'" not in out.out + out.err and 'it/s]' not in out.err
+    assert list((tmp_path / 'rm' / 'runs').rglob('events.out.tfevents*'))
     rm = RewardModel.load(tmp_path / 'rm', device='cpu')
     q, a = list(ds['query']) + ['a much longer query ' * 20], list(ds['chosen']) + ['x']
     full = rm.score(q, a, batch_size=3)

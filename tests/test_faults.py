@@ -1,0 +1,275 @@
+"""Fault injection: malformed data files, bad configs, unsafe run directories, corrupted artifacts and caches.
+
+Every case builds its own fault and asserts the message (file, record, field or key named; what to do) or the
+result (nothing written, a stage re-run, a cache miss). One tiny run is shared by the module (`base`, ~1 minute on
+2 cores); destructive cases work on a `shutil.copytree` of it. The case matrix lives in `CASES` at the bottom.
+"""
+import contextlib, fcntl, io, json, os, re, shutil, warnings
+from pathlib import Path
+import numpy as np, pytest, yaml
+
+from prlm.cli import main, error_lines
+from prlm.data import DataFormatError, load_lamp_files
+from prlm.pipeline import ConfigError, RunDir, check_config, load_config, run_pipeline, policy_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = dict(seed=0, data=dict(source='embedded', split='time', n_train=6, n_test=6),
+            retrieval=dict(retriever='bm25', k=2, encoder='tiny'), policy=dict(model='tiny', max_prompt_tokens=320),
+            reward_model=dict(enabled=True, encoder='tiny', max_new_tokens=8, batch_size=32, train_batch_size=8, epochs=1),
+            rewards=dict(rouge=1.0, format=0.1, personalization=0.1),
+            grpo=dict(preset='demo_cpu', max_steps=1, max_completion_length=8, save_steps=1, log_samples=2),
+            eval=dict(systems=['rag', 'prlm', 'copy_top1'], ks=[2], retrievers=['bm25', 'dense'], profiles=['own'],
+                      max_new_tokens=8, batch_size=32, n_boot=100))
+
+def config(path, run_dir, **changes):
+    "The tiny config with `changes` merged one level deep, written to `path`."
+    cfg = json.loads(json.dumps(TINY)); cfg['run_dir'] = str(run_dir)
+    for k, v in changes.items():
+        if isinstance(v, dict) and isinstance(cfg.get(k), dict): cfg[k].update(v)
+        else: cfg[k] = v
+    Path(path).write_text(yaml.safe_dump(cfg)); return Path(path)
+
+def cli(*args):
+    "(exit status, stdout, stderr) of `prlm ARGS`, in this process."
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main([str(a) for a in args])
+    return rc, out.getvalue(), err.getvalue()
+
+def tree(p):
+    "{relative path: bytes} of every file under `p`."
+    return {str(f.relative_to(p)): f.read_bytes() for f in sorted(Path(p).rglob('*')) if f.is_file()}
+
+@pytest.fixture(scope='module')
+def base(tmp_path_factory):
+    "One finished tiny run (all seven stages), shared by the module: never modify it, copy it."
+    d = tmp_path_factory.mktemp('faults')
+    cfgp = config(d/'config.yaml', d/'base')
+    with contextlib.redirect_stdout(io.StringIO()): run_pipeline(load_config(cfgp))
+    return d/'base', cfgp
+
+@pytest.fixture
+def copy(base, tmp_path):
+    "A copy of the base run and its config (pointing at the copy)."
+    src, cfgp = base
+    dst = tmp_path/'run'; shutil.copytree(src, dst, symlinks=True)
+    return dst, config(tmp_path/'config.yaml', dst)
+
+# ---------------------------------------------------------------- 1. caches keyed by content
+def test_model_key_follows_content_not_size(tmp_path):
+    from prlm.evaluate import model_key
+    d = tmp_path/'m'; d.mkdir(); (d/'config.json').write_text('{}'); (d/'model.safetensors').write_bytes(b'x' * 64)
+    k = model_key(d, max_new_tokens=8)
+    assert model_key(d, max_new_tokens=8) == k                      # unchanged: always a hit
+    (d/'model.safetensors').write_bytes(b'y' * 64)                  # same size, other weights
+    assert model_key(d, max_new_tokens=8) != k                      # never a hit
+    os.utime(d/'model.safetensors', ns=(0, 0))                      # even with a forged mtime
+    assert model_key(d, max_new_tokens=8) != k
+
+def _perturb_same_size(f):
+    "Rewrite a safetensors file with slightly different weights and the same header (so the same size)."
+    from safetensors.torch import load_file, save_file
+    t = load_file(str(f)); size = f.stat().st_size
+    name = next(k for k, v in t.items() if v.is_floating_point())
+    t[name] = t[name] + 0.5
+    save_file(t, str(f), metadata={'format': 'pt'})
+    assert f.stat().st_size == size
+
+def test_same_size_policy_swap_regenerates(copy):
+    run, cfgp = copy
+    _perturb_same_size(run/'models/tiny_policy/model.safetensors')
+    rc, out, err = cli('run', cfgp, '--overwrite', 'evaluate')
+    assert rc == 0, err[-2000:]
+    n = [int(x) for x in re.findall(r'\[evaluate\] rag: \d+ distinct prompts, (\d+) to generate', out)]
+    assert n and n[0] > 0, out[-3000:]                              # before: "0 to generate" (stale completions)
+
+def test_pairs_cache_is_per_policy_content(base):
+    from prlm.evaluate import model_key
+    run, cfgp = base
+    pol = policy_path(load_config(cfgp), RunDir(run))
+    assert [p.name for p in (run/'rm/cache').iterdir()] == [f'policy-{model_key(pol)}']
+
+def test_dense_cache_key_follows_encoder_content(base, tmp_path):
+    from prlm.retrieve import DenseRetriever
+    enc = tmp_path/'enc'; shutil.copytree(base[0]/'models/tiny_encoder', enc)
+    k1 = DenseRetriever(str(enc), cache_dir=False, progress=False).cache.encoder_key
+    assert DenseRetriever(str(enc), cache_dir=False, progress=False).cache.encoder_key == k1
+    _perturb_same_size(enc/'model.safetensors')
+    assert DenseRetriever(str(enc), cache_dir=False, progress=False).cache.encoder_key != k1
+
+def test_unusable_embedding_cache_dir_falls_back_to_memory(base, tmp_path):
+    from prlm.retrieve import DenseRetriever
+    (tmp_path/'file').write_text('')                                # a "cache dir" that cannot be created
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        r = DenseRetriever(str(base[0]/'models/tiny_encoder'), cache_dir=tmp_path/'file'/'emb', progress=False)
+        e1 = r.embed(['one text', 'two texts']); e2 = r.embed(['three'])
+    msgs = [str(x.message) for x in w if 'embedding cache' in str(x.message)]
+    assert len(msgs) == 1 and 'memory only' in msgs[0] and e1.shape[0] == 2 and e2.shape[0] == 1
+
+def test_corrupted_embedding_shard_is_skipped(base, tmp_path):
+    from prlm.retrieve import DenseRetriever
+    enc = str(base[0]/'models/tiny_encoder')
+    r = DenseRetriever(enc, cache_dir=tmp_path, progress=False); e = r.embed(['alpha', 'beta'])
+    shard = next(tmp_path.rglob('*.safetensors')); shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.warns(UserWarning, match='unreadable shard'): r2 = DenseRetriever(enc, cache_dir=tmp_path, progress=False)
+    np.testing.assert_allclose(r2.embed(['alpha', 'beta']), e, rtol=1e-5)
+    assert r2.n_encoded == 2                                        # encoded again, not read from the broken shard
+
+def test_corrupted_generation_cache_lines_are_regenerated(tmp_path):
+    from prlm.evaluate import GenerationCache
+    c = GenerationCache(tmp_path, 'rag', 'k'); c.add(['p1', 'p2'], ['a', 'b'])
+    raw = c.path.read_bytes().splitlines()
+    c.path.write_bytes(raw[0] + b'\n\xff\xfe\x00garbage\n{"prompt_hash": 1, "completion": "x"}\n')
+    with pytest.warns(UserWarning, match='unreadable line'): c2 = GenerationCache(tmp_path, 'rag', 'k')
+    assert c2.missing(['p1', 'p2']) == ['p2']
+
+# ---------------------------------------------------------------- 2. run directories
+@pytest.mark.parametrize('run_dir,frag', [('', 'is the current directory'), ('.', 'is the current directory'),
+                                          ('/', 'is the filesystem root'), ('~', 'is the home directory')])
+def test_run_dir_that_is_not_its_own_directory(tmp_path, run_dir, frag):
+    cfgp = config(tmp_path/'c.yaml', run_dir)
+    rc, out, err = cli('run', cfgp)
+    assert rc == 2 and f'run_dir: {run_dir!r} {frag}' in err and 'what to do' in err, err
+    assert not (ROOT/'stages').exists() and not (ROOT/'data'/'raw').exists()
+
+def test_run_dir_existing_file_and_foreign_directory(tmp_path):
+    (tmp_path/'afile').write_text('x')
+    rc, _, err = cli('validate', config(tmp_path/'c.yaml', tmp_path/'afile'))
+    assert rc == 2 and 'exists and is not a directory' in err
+    foreign = tmp_path/'mine'; (foreign/'data/raw').mkdir(parents=True); (foreign/'data/raw/keep.txt').write_text('mine')
+    before = tree(foreign)
+    rc, _, err = cli('run', config(tmp_path/'c.yaml', foreign), '--overwrite', 'data')
+    assert rc == 2 and 'holds no prlm run' in err, err
+    assert tree(foreign) == before                                  # nothing written, nothing removed
+
+def test_locked_run_dir_is_left_untouched(copy):
+    run, cfgp = copy
+    (run/'config.yaml').write_text('sentinel')
+    with open(run/'.lock', 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)              # another prlm process holds the run
+        rc, _, err = cli('run', cfgp)
+    assert rc == 1 and 'in use by another prlm process' in err
+    assert (run/'config.yaml').read_text() == 'sentinel'           # before: rewritten before the lock was tried
+
+def test_clear_removes_only_what_the_stage_wrote(copy):
+    run, _ = copy
+    (run/'data/raw/notes.txt').write_text('mine')
+    RunDir(run).clear('data')
+    assert (run/'data/raw/notes.txt').read_text() == 'mine' and not (run/'data/raw/train').exists()
+    with pytest.raises(RuntimeError, match='holds no prlm run'): RunDir(run/'data').clear('data')
+
+# ---------------------------------------------------------------- 3. data
+def _q5(i): return {'id': str(i), 'input': f'Generate a title for the following abstract of a paper: abstract {i}',
+                    'profile': [{'id': f'{i}{j}', 'abstract': f'abs {j}', 'title': f'title {j}'} for j in range(3)]}
+
+def _files_config(tmp_path, golds, questions=None, task='LaMP_5'):
+    q = tmp_path/'q.json'; q.write_text(json.dumps([_q5(i) for i in range(4)] if questions is None else questions))
+    o = tmp_path/'o.json'; o.write_text(json.dumps({'task': task, 'golds': golds}))
+    files = dict(source='files', task='LaMP-5', train_questions=str(q), train_outputs=str(o), test_questions=str(q), test_outputs=str(o))
+    return config(tmp_path/'c.yaml', tmp_path/'run', data=files), q, o
+
+@pytest.mark.parametrize('case', ['null gold', 'list gold', 'other task', 'no questions'])
+def test_bad_data_files_name_file_record_field(tmp_path, case):
+    golds = [{'id': str(i), 'output': f't {i}'} for i in range(4)]
+    kw = {}
+    if case == 'null gold': golds[2]['output'] = None
+    if case == 'list gold': golds[1]['output'] = ['t']
+    if case == 'other task': kw['task'] = 'LaMP_4'
+    if case == 'no questions': kw['questions'], golds = [], []
+    cfgp, q, o = _files_config(tmp_path, golds, **kw)
+    rc, _, err = cli('data', cfgp)
+    expect = {'null gold': f"{o}: record '2', field 'output': expected a string, got null",
+              'list gold': f"{o}: record '1', field 'output': expected a string, got list",
+              'other task': f"{o}: field 'task': the outputs are for task 'LaMP_4' but the questions are LaMP-5",
+              'no questions': f"{q}: no questions"}[case]
+    assert rc == 1 and expect in err and 'fix the data file' in err and 'Traceback' not in err, err
+
+def test_debug_shows_the_traceback(tmp_path):
+    cfgp, _, _ = _files_config(tmp_path, [{'id': str(i), 'output': None} for i in range(4)])
+    with pytest.raises(DataFormatError): main(['data', str(cfgp), '--debug'])
+
+def test_n_test_larger_than_data_is_said_once(tmp_path):
+    golds = [{'id': str(i), 'output': f't {i}'} for i in range(4)]
+    cfgp, _, _ = _files_config(tmp_path, golds)
+    c = yaml.safe_load(cfgp.read_text()); c['data'].update(n_train=50, n_test=3); cfgp.write_text(yaml.safe_dump(c))
+    rc, out, err = cli('data', cfgp)
+    assert rc == 0, err
+    assert out.count('data.n_train: 50 requested, but the train subset has only 4 queries: using all 4') == 1, out
+    assert 'data.n_test' not in out
+
+# ---------------------------------------------------------------- 4. validate
+@pytest.mark.parametrize('changes,frag', [
+    (dict(policy=dict(model='./models/missing')), 'policy.model: ./models/missing: no such model folder'),
+    (dict(reward_model=dict(encoder='/nonexistent/bert')), 'reward_model.encoder: /nonexistent/bert: no such model folder'),
+    (dict(policy=dict(model='nobody-xyz/not-downloaded')), "policy.model: 'nobody-xyz/not-downloaded' is not a local folder and not in the local Hugging Face cache, and HF_HUB_OFFLINE=1: it needs the network"),
+    (dict(data=dict(source='lamp', task='LaMP-99')), "data.task: unknown task 'LaMP-99'"),
+    (dict(rewards=dict(rouge=float('nan'))), 'rewards.rouge: Input should be a finite number'),
+    (dict(rewards=dict(rouge=float('inf'))), 'rewards.rouge: Input should be a finite number'),
+    (dict(grpo=dict(num_generations=0)), 'grpo.num_generations: Input should be greater than or equal to 2'),
+    (dict(grpo=dict(learning_rate=float('nan'))), 'grpo.learning_rate: Input should be a finite number'),
+    (dict(grpo=dict(top_p=1.5)), 'grpo.top_p: Input should be less than or equal to 1'),
+    (dict(grpo=dict(lora_dropout=1.0)), 'grpo.lora_dropout: Input should be less than 1'),
+    (dict(grpo=dict(max_steps=0)), 'grpo.max_steps: expected -1'),
+    (dict(grpo=dict(save_steps=0)), 'grpo.save_steps: Input should be greater than or equal to 1'),
+    (dict(grpo=dict(generation_batch_size=4, steps_per_generation=2)), 'set one of them, not both'),
+    (dict(grpo=dict(bf16='yes')), 'grpo.bf16: expected one of True, False, auto'),
+    (dict(grpo=dict(trainer_cls='os:system')), "grpo.trainer_cls: 'os:system' is not a subclass of trl.GRPOTrainer"),
+    (dict(grpo=dict(trainer_cls='no_such_module_xyz:T')), "grpo.trainer_cls: cannot load 'no_such_module_xyz:T'"),
+    (dict(grpo=dict(grpo_kwargs=dict(no_such_arg=1))), "grpo.grpo_kwargs: unknown trl.GRPOConfig argument(s) ['no_such_arg']"),
+])
+def test_validate_catches(tmp_path, changes, frag):
+    rc, out, err = cli('validate', config(tmp_path/'c.yaml', tmp_path/'run', **changes))
+    assert rc == 2 and frag in err and 'what to do' in err, err
+    assert not (tmp_path/'run').exists()
+
+def test_validate_warns_about_partial_groups(tmp_path):
+    rc, out, err = cli('validate', config(tmp_path/'c.yaml', tmp_path/'run', grpo=dict(num_generations=3)))
+    assert rc == 0 and 'not a multiple of num_generations=3' in out, out + err
+
+def test_unexpected_errors_say_so():
+    lines = error_lines(ZeroDivisionError('division by zero'))
+    assert lines[0] == 'error: ZeroDivisionError: division by zero' and 'bug in prlm' in lines[1]
+
+# ---------------------------------------------------------------- 5. artifacts verified on load
+def _cut(f, keep=0.5): b = Path(f).read_bytes(); Path(f).write_bytes(b[:int(len(b) * keep)])
+
+@pytest.mark.parametrize('stage,fault', [
+    ('data', lambda r: _cut(next((r/'data/raw/test').glob('data-*.arrow')))),
+    ('retrieve', lambda r: _cut(next((r/'data/train').glob('data-*.arrow')))),
+    ('pairs', lambda r: shutil.rmtree(r/'rm/pairs')),
+    ('rm', lambda r: _cut(r/'rm/model/model.safetensors')),
+    ('grpo', lambda r: _cut(r/'grpo/adapter/adapter_model.safetensors', 0.9)),
+    ('evaluate', lambda r: _cut(r/'eval/results.json')),
+    ('report', lambda r: _cut(r/'report.html', 0.99)),
+    ('rm', lambda r: (r/'stages/rm.json').write_text('{"stage": "rm", "finger')),
+])
+def test_status_reports_unusable_outputs(copy, stage, fault):
+    run, cfgp = copy
+    fault(run)
+    rc, out, err = cli('status', cfgp)
+    line = next(l for l in out.splitlines() if l.split()[:1] == [stage])
+    assert rc == 0 and 'not done:' in line and str(run) in line, out
+    assert sum('not done' in l for l in out.splitlines()) == 1, out  # only the broken stage; the rest follows via fingerprints
+
+def test_run_reruns_an_unusable_stage_only(copy):
+    run, cfgp = copy
+    _cut(run/'eval/examples.jsonl', 0.7)
+    rc, out, err = cli('run', cfgp)
+    assert rc == 0, err[-2000:]
+    assert 'evaluate: running again: its output is unusable' in out and 'examples.jsonl' in out, out[-3000:]
+    assert 'grpo: done' in out and ' 0 to generate' in out and not re.search(r' [1-9]\d* to generate', out), out[-3000:]
+    assert 'report: config or upstream changed' in out
+    assert json.loads((run/'results.json').read_text())['main_table']
+
+def test_corrupted_tiny_model_is_rebuilt_identically(copy):
+    run, cfgp = copy
+    f = run/'models/tiny_policy/model.safetensors'; good = f.read_bytes(); _cut(f)
+    with contextlib.redirect_stdout(io.StringIO()) as out: policy_path(load_config(cfgp), RunDir(run))
+    assert 'rebuilding it' in out.getvalue() and f.read_bytes() == good
+
+def test_copied_run_uses_its_own_adapter(copy, base):
+    from prlm.pipeline import _adapter_dir
+    run, _ = copy
+    a = _adapter_dir(RunDir(run), RunDir(run).done('grpo'))
+    assert a.resolve().is_relative_to(run.resolve()) and (a/'adapter_config.json').exists()
