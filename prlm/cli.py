@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_cli.ipynb #87e888fa
 from __future__ import annotations
-import argparse, sys
+import argparse, os, sys
 from pathlib import Path
 from .pipeline import (STAGES, ConfigError, load_config, preflight, prepare_run, run_pipeline, run_stage, summary, RunDir,
                            _quiet_datasets, set_threads, stale_stages)
@@ -82,9 +82,15 @@ def _command(args)->int:
     if args.command == 'report': print(summary(run))
     return 0
 
+def _tty()->bool:
+    "Is stderr a terminal (where progress bars redraw in place)?"
+    try: return sys.stderr.isatty()
+    except (AttributeError, ValueError): return False
+
 def main(argv:list|None=None)->int:
     "Entry point of the `prlm` command: exit status 0, 1 (an error), 2 (a config error) or 130 (interrupted)."
     args = build_parser().parse_args(argv)
+    if not _tty(): os.environ.setdefault('TQDM_MININTERVAL', '30')  # a log file gets a bar update every 30 s, not 10 a second
     try: return _command(args)
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr); return 130

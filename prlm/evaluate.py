@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['PLOTLY_JS', 'SYSTEMS', 'METRICS', 'HEALTH_FLAGS', 'PROFILES', 'fig_html', 'use_offline_plotly', 'SystemSpec',
-           'first_words', 'copy_top1', 'prompt_hash', 'dir_fingerprint', 'model_key', 'GenerationCache',
+__all__ = ['PLOTLY_JS', 'SYSTEMS', 'METRICS', 'HEALTH_FLAGS', 'HEALTH_LIMITS', 'PROFILES', 'fig_html', 'use_offline_plotly',
+           'SystemSpec', 'first_words', 'copy_top1', 'prompt_hash', 'dir_fingerprint', 'model_key', 'GenerationCache',
            'generate_cached', 'score_predictions', 'paired_delta', 'is_query_copy', 'answer_health', 'health_shares',
            'items_hist', 'EvalGrid', 'EvalResults', 'deltas', 'personalization', 'health', 'fig_k', 'fig_retriever',
            'fig_personalization', 'summary_table', 'save', 'load_results', 'evaluate_systems']
@@ -178,7 +178,9 @@ def paired_delta(a:list, b:list, n_boot:int=1000, seed:int=0)->tuple:
     return _ci3(paired_bootstrap_ci(a, b, n_resamples=n_boot, seed=seed), a-b)
 
 # %% ../nbs/08_evaluate.ipynb #772bfe6d
-HEALTH_FLAGS = ('empty', 'not_well_formed', 'template_copy', 'query_copy', 'profile_copy')
+HEALTH_FLAGS = ('empty', 'not_well_formed', 'template_copy', 'reasoning_copy', 'query_copy', 'profile_copy')
+# the share above which a flag is a health problem (copying a profile item is a legitimate strategy: shown, never a problem)
+HEALTH_LIMITS = dict(empty=.2, not_well_formed=.3, template_copy=.1, reasoning_copy=.3, query_copy=.2)
 
 def _words(s)->str:
     "Lower-cased words of `s`, single-spaced, punctuation dropped: the form copies are compared in."
@@ -202,7 +204,7 @@ def answer_health(preds:list,                   # extracted answers
                   reasoning:bool=False,         # a reasoning template: check `<think>`/`<answer>` well-formedness
                  )->list[dict]:
     "Per example, {flag: bool} for every flag of `HEALTH_FLAGS`."
-    from prlm.prompts import parse_completion
+    from prlm.prompts import parse_completion, copies_format_think
     from prlm.rewards import is_placeholder
     out = []
     for i, a in enumerate(preds):
@@ -210,10 +212,11 @@ def answer_health(preds:list,                   # extracted answers
         empty, wa = not a.strip(), _words(a)
         qs = queries[i] if queries is not None else ()
         qs = [qs] if isinstance(qs, str) else list(qs or ())
-        nwf = empty
+        nwf, rc = empty, False
         if reasoning and completions is not None:
-            nwf = not parse_completion(completions[i], prompts[i] if prompts is not None else None)['well_formed']
-        out.append(dict(empty=empty, not_well_formed=nwf, template_copy=not empty and is_placeholder(a),
+            p = parse_completion(completions[i], prompts[i] if prompts is not None else None)
+            nwf, rc = not p['well_formed'], copies_format_think(p['think'])
+        out.append(dict(empty=empty, not_well_formed=nwf, template_copy=not empty and is_placeholder(a), reasoning_copy=rc,
                         query_copy=not empty and any(is_query_copy(a, q) for q in qs),
                         profile_copy=bool(wa) and any(wa == _words(o) for o in (items_outputs[i] if items_outputs is not None else ()) if o)))
     return out

@@ -237,7 +237,7 @@ def rouge(pred: str, gold: str | None) -> dict | None:
     return {'rouge-1': float(r['rouge-1'][0]), 'rouge-L': float(r['rouge-L'][0])}
 
 # %% ../nbs/09_inspect.ipynb #bf44fcf2
-FLAG_LABELS = dict(empty='empty answer', not_well_formed='not well formed', template_copy="copies the prompt's example",
+FLAG_LABELS = dict(empty='empty answer', not_well_formed='not well formed', template_copy="echoes the prompt's format", reasoning_copy="reasoning copies the format line",
                    query_copy='copies the query', profile_copy='copies a profile item')
 
 def _badge(text: str, color: str, bg: str) -> str:
@@ -498,7 +498,7 @@ def to_html(self: ExampleView) -> str:
 def _demo_flags(ex: dict, pred: str, completion: str | None) -> dict:
     "Constructed health flags of a demo answer (the fixture's stand-in for evaluation's checks)."
     a = (pred or '').strip().lower()
-    return dict(empty=not a, not_well_formed=completion is not None and not split_completion(completion)['well_formed'], template_copy=False,
+    return dict(empty=not a, not_well_formed=completion is not None and not split_completion(completion)['well_formed'], template_copy=False, reasoning_copy=False,
                 query_copy=bool(a) and a in (ex.get('query') or '').lower(),
                 profile_copy=bool(a) and any(a == (p.get('output') or '').strip().lower() for p in ex['profile']))
 

@@ -825,10 +825,11 @@ def verdict_word(lo:float, hi:float)->str:
 SMOKE_N = 100  # fewer held-out queries than this: CIs too wide to conclude much
 
 def _health_problems(results:dict)->list:
+    from prlm.evaluate import HEALTH_LIMITS
     out = []
     for h in results.get('health') or []:
         if h['profile'] != 'own' or h['system'] not in ('rag', 'reason', 'prlm'): continue
-        for flag, limit in (('empty', .2), ('not_well_formed', .3), ('template_copy', .1), ('query_copy', .2)):
+        for flag, limit in HEALTH_LIMITS.items():
             v = h.get(flag)
             if isinstance(v, float) and v > limit: out.append(f"{h['system']}: {v:.0%} of answers {flag.replace('_', ' ')}")
     k = (results.get('main_setting') or {}).get('k')
@@ -884,19 +885,17 @@ def _banner(v:dict)->str:
     probs = f"<p class='problems'><b>Health problems</b></p><ul class='problems'>{probs}</ul>" if probs else "<p class='ok'>No health problems found.</p>"
     return f"<div class='banner{' smoke' if v['smoke'] else ''}'>{tag}<b>Verdict.</b> {html.escape(v['text'])}{probs}</div>"
 
-_FLAG_COLS = ('empty', 'not_well_formed', 'template_copy', 'query_copy', 'profile_copy')
-
 def _health_table(rows:list, k:int)->str:
     "Answer health at the main cell: shares per flag, items in the prompt; red where a share is worrying."
     if not rows: return '<p><i>no health recorded</i></p>'
-    limits = dict(empty=.2, not_well_formed=.3, template_copy=.1, query_copy=.2)
-    head = ''.join(f'<th>{c}</th>' for c in ('system', 'profile', 'n', 'items in prompt', *_FLAG_COLS))
+    from prlm.evaluate import HEALTH_FLAGS, HEALTH_LIMITS as limits
+    head = ''.join(f'<th>{c}</th>' for c in ('system', 'profile', 'n', 'items in prompt', *HEALTH_FLAGS))
     body = []
     for r in rows:
         cells = [html.escape(str(r['system'])), html.escape(str(r['profile'])), str(r.get('n'))]
         im = r.get('items_mean')
         cells.append('' if not isinstance(im, float) or im != im else f"{im:.2f} of {k}" + (' ' + html.escape(json.dumps(r['items_hist'])) if r.get('items_hist') else ''))
-        for f in _FLAG_COLS:
+        for f in HEALTH_FLAGS:
             v = r.get(f)
             ok = not isinstance(v, float) or v != v
             cells.append(('' if ok else f"<span class='{'bad' if f in limits and v > limits[f] else ''}'>{v:.0%}</span>"))
@@ -1065,7 +1064,7 @@ def summary(run:RunDir, seconds:float|None=None)->str:
     "A plain-text summary of a run: main table, PrLM's paired deltas, where the report is."
     lines = ['', '='*72, f"prlm run finished{f' in {seconds:.0f}s' if seconds is not None else ''}: {run.path}"]
     if (run/'eval/results.json').exists():
-        from prlm.evaluate import EvalResults
+        from prlm.evaluate import EvalResults, HEALTH_FLAGS
         res = EvalResults.load(run/'eval')
         lines += ['', res.summary_table().to_string(index=False)]
         d = res.deltas()
@@ -1082,7 +1081,7 @@ def summary(run:RunDir, seconds:float|None=None)->str:
         h = h[(h.retriever == res.main['retriever']) & (h.k == res.main['k']) & (h.profile == 'own')]
         if not h.empty and h['empty'].notna().any():
             lines += ['', 'answer health (own profile; share of answers) and profile items in the prompt:']
-            lines += ['  ' + l for l in h[['system', 'n', 'items_mean', 'empty', 'not_well_formed', 'template_copy', 'query_copy', 'profile_copy']]
+            lines += ['  ' + l for l in h[['system', 'n', 'items_mean', *HEALTH_FLAGS]]
                       .round(2).to_string(index=False).splitlines()]
     if (run/'results.json').exists():
         v = json.loads((run/'results.json').read_text()).get('verdict') or {}

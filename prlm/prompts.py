@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 # %% auto #0
-__all__ = ['SYSTEM_PROMPT', 'REASON_INSTRUCTION', 'FORMAT_LINE', 'EXAMPLE_ANSWERS', 'TEMPLATES', 'TaskPrompt', 'labelled',
-           'PromptTemplate', 'get_template', 'prompt_items', 'apply_chat', 'count_tokens', 'truncate_tokens',
-           'waterfill', 'build_prompt', 'budget_check', 'min_budget', 'add_prompts', 'clean_answer', 'opens_think',
-           'parse_completion', 'extract_answer']
+__all__ = ['SYSTEM_PROMPT', 'REASON_INSTRUCTION', 'FORMAT_LINE', 'EXAMPLE_ANSWERS', 'FORMAT_THINKS', 'FORMAT_ECHO', 'TEMPLATES',
+           'copies_format_think', 'TaskPrompt', 'labelled', 'PromptTemplate', 'get_template', 'prompt_items',
+           'apply_chat', 'count_tokens', 'truncate_tokens', 'waterfill', 'build_prompt', 'budget_check', 'min_budget',
+           'add_prompts', 'clean_answer', 'opens_think', 'parse_completion', 'extract_answer']
 
 # %% ../nbs/02_prompts.ipynb #d0404b10
 SYSTEM_PROMPT = (
@@ -23,6 +23,14 @@ _OUTPUTS = dict(title='titles', headline='headlines', synopsis='synopses', tweet
                 score='scores', subject='subjects', output='outputs')  # what each task's output is called, and its plural
 FORMAT_LINE = "The format: <think>one sentence about their {plural}</think><answer>the {singular} for this request</answer>"
 EXAMPLE_ANSWERS = tuple(f"the {s} for this request" for s in _OUTPUTS)  # the format line's placeholders: a copy is no answer
+FORMAT_THINKS = tuple(f"one sentence about their {p}" for p in _OUTPUTS.values())  # its reasoning placeholders
+
+def copies_format_think(think:str|None)->bool:
+    "Is a reasoning text the format line's reasoning placeholder, word for word (case and punctuation aside)?"
+    key = lambda t: ' '.join(re.findall(r'\w+', str(t or '').lower()))
+    return key(think) in {key(t) for t in FORMAT_THINKS}
+# an answer that talks about the format or the request instead of answering it ("The one-line synopsis for this request")
+FORMAT_ECHO = re.compile(r"\b(?:for|to) (?:this|the|your|their|the user'?s) request\b|\btheir (?:" + '|'.join(_OUTPUTS.values()) + r")\b", re.I)
 
 # %% ../nbs/02_prompts.ipynb #75eacc03
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 from .data import other_users, _atomic_write_json
-from .models import generate_dataset, prepare_tokenizer, embedded_encoder_path, interactive, quiet_trainer, hf_progress_bars
+from .models import generate_dataset, prepare_tokenizer, embedded_encoder_path, interactive, quiet_trainer, hf_progress_bars, hub_id
 from .prompts import build_prompt, extract_answer, prompt_items
 from .retrieve import get_retriever
 
@@ -337,13 +337,21 @@ def rm_warnings(metrics:dict, # from `train_reward_model`: heldout_accuracy_<neg
     return out
 
 # %% ../nbs/05_reward_model.ipynb #f8252fdc
+def _encoder_name(encoder)->str:
+    "How metrics name an encoder: a hub id for the embedded MiniLM (never a local path), else as given, or the model's class."
+    if not isinstance(encoder, str): return type(encoder[0]).__name__
+    return hub_id(embedded_encoder_path() if encoder == 'embedded' else encoder)
+
 def _load_backbone(encoder, seed):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
     set_seed(seed)
     if isinstance(encoder, tuple): model, tok = encoder
     else:
         path = embedded_encoder_path() if encoder == 'embedded' else encoder
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, use_safetensors=True)
+        from transformers.utils import logging as tl
+        v = tl.get_verbosity(); tl.set_verbosity_error()  # the score head is new by design (training fits it): no load report
+        try: model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, use_safetensors=True)
+        finally: tl.set_verbosity(v)
         tok = AutoTokenizer.from_pretrained(path)
     if getattr(model.config, 'num_labels', None) != 1: raise ValueError(f"reward backbone must have num_labels=1, has {model.config.num_labels}")
     tok = prepare_tokenizer(tok, 'right')
@@ -414,7 +422,7 @@ def train_reward_model(pairs:Dataset, # from `build_pairs`: query, chosen, rejec
         rm = RewardModel(trainer.model, tok, input_format, max_length, answer_tokens)
         ev, c, r = evaluate_pairs(rm, held) if len(held) else (dict(n=0), np.zeros(0), np.zeros(0))
         trn, _, _ = evaluate_pairs(rm, train.select(range(min(len(train), 128))))
-        metrics = dict(input_format=input_format, encoder=encoder if isinstance(encoder, str) else type(encoder[0]).__name__,
+        metrics = dict(input_format=input_format, encoder=_encoder_name(encoder),
                        n_train=len(train), n_heldout=len(held), split_by=split_by, epochs=epochs, lr=lr, batch_size=batch_size,
                        seed=seed, max_length=max_length, heldout_accuracy=ev.get('accuracy'), heldout_margin=ev.get('margin'),
                        **{f'heldout_{k}': v for k, v in ev.items() if k.startswith(('accuracy_', 'margin_', 'n_'))},
@@ -511,6 +519,6 @@ def compare_reward_models(pairs:Dataset, # from `build_pairs(..., gold=True)`: e
                       accuracy=m.get(f'heldout_accuracy_{n}'), n=m.get(f'heldout_n_{n}'), margin=m.get(f'heldout_margin_{n}'),
                       n_train=m['n_train'], train_seconds=m['train_seconds']) for n in have if f'heldout_n_{n}' in m]
     info = dict(heldout_users=users, eval_frac=eval_frac, seed=seed, skipped=skipped, settings={k: kw[k] for k in kw if k not in ('overwrite', 'progress')},
-                encoder=encoder if isinstance(encoder, str) else type(encoder[0]).__name__)
+                encoder=_encoder_name(encoder))
     _atomic_write_json(out_dir/'comparison.json', dict(rows=rows, **info))
     return RMComparison(rows, info)

@@ -10,8 +10,8 @@ from typing import Any, Callable
 
 # %% auto #0
 __all__ = ['GUARD_PENALTY', 'PLACEHOLDERS', 'format_reward', 'format_strict_reward', 'REWARDS', 'PAPER_WEIGHTS',
-           'completion_text', 'extract', 'is_placeholder', 'format_score', 'make_format_reward', 'rouge_sum',
-           'rouge_reward', 'PersonalizationReward', 'RewardConfigError', 'make_reward_funcs']
+           'completion_text', 'extract', 'copied_reasoning', 'is_placeholder', 'format_score', 'make_format_reward',
+           'rouge_sum', 'rouge_reward', 'PersonalizationReward', 'RewardConfigError', 'make_reward_funcs']
 
 # %% ../nbs/06_rewards.ipynb #a58162b9
 def completion_text(completion: Any) -> str:
@@ -34,7 +34,7 @@ def completion_text(completion: Any) -> str:
     except Exception: return ''
 
 # %% ../nbs/06_rewards.ipynb #b22d0664
-from .prompts import EXAMPLE_ANSWERS, extract_answer, opens_think
+from .prompts import EXAMPLE_ANSWERS, FORMAT_ECHO, extract_answer, opens_think, parse_completion, copies_format_think
 
 def _prompt_text(prompt: Any) -> str:
     "The prompt's text, or the text of a conversation's last message (where a prefilled `<think>` would be)."
@@ -48,6 +48,11 @@ def extract(completion: Any, prompt: Any = None) -> str:
     "The answer in a completion (`prlm.prompts.extract_answer`: a prompt ending in `<think>` opens the reasoning); '' when there is none; never raises."
     try: return extract_answer(completion_text(completion), None if prompt is None else _prompt_text(prompt)).strip()
     except Exception: return ''
+
+def copied_reasoning(completion: Any, prompt: Any = None) -> bool:
+    "Is the completion's reasoning the format line's placeholder copied (`prlm.prompts.copies_format_think`)? Never raises."
+    try: return copies_format_think(parse_completion(completion_text(completion), None if prompt is None else _prompt_text(prompt))['think'])
+    except Exception: return False
 
 
 # %% ../nbs/06_rewards.ipynb #3bb06654
@@ -66,10 +71,11 @@ def _template_examples() -> set[str]:
 
 # %% ../nbs/06_rewards.ipynb #68a0c13a
 def is_placeholder(answer: str, query: str | None = None, extra: tuple = ()) -> bool:
-    "True when `answer` is empty, a placeholder, a template example, or a verbatim copy of the query."
+    "True when `answer` is empty, a placeholder, a template example or an echo of the format line (`FORMAT_ECHO`), or a verbatim copy of the query."
     a = _norm(answer or '')
     if not a or not re.search(r'\w', a): return True
     if a in {_norm(p) for p in PLACEHOLDERS} or a in _template_examples() or a in {_norm(e) for e in extra}: return True
+    if FORMAT_ECHO.search(a): return True
     if query and len(a) > 20 and _norm(query) == a: return True
     return False
 
@@ -108,6 +114,7 @@ def make_format_reward(strict: bool = False,  # exact format only (paper) vs par
         def score(c, p, q):
             a = extract(c, p)  # a guarded answer earns no format credit (see Guards above)
             if a and is_placeholder(a, q if isinstance(q, str) else None): return 0.0
+            if copied_reasoning(c, p): return 0.0  # the placeholder copied is no reasoning
             return format_score(completion_text(c), strict=strict, think_open=_open_think(p))
         return [score(c, p, q) for c, p, q in zip(completions, ps, qs)]
     reward.__name__ = reward.__qualname__ = name or ('format_strict' if strict else 'format')
@@ -136,15 +143,15 @@ def rouge_sum(preds: list[str], golds: list[str]) -> list[float]:
 
 # %% ../nbs/06_rewards.ipynb #5106654a
 def rouge_reward(prompts=None, completions=None, target=None, **kwargs) -> list[float | None]:
-    "ROUGE-1+2+L F of each extracted answer vs `target`; `GUARD_PENALTY` for empty/placeholder answers; None without a target."
+    "ROUGE-1+2+L F of each extracted answer vs `target`; `GUARD_PENALTY` for empty/placeholder answers or a copied reasoning placeholder; None without a target."
     completions = list(completions or []); n = len(completions)
-    targets, queries = _col(dict(t=target), 't', n), _col(kwargs, 'query', n)
-    answers = [extract(c, p) for c, p in zip(completions, _col(dict(p=prompts), 'p', n))]
+    targets, queries, ps = _col(dict(t=target), 't', n), _col(kwargs, 'query', n), _col(dict(p=prompts), 'p', n)
+    answers = [extract(c, p) for c, p in zip(completions, ps)]
     out: list[float | None] = [None] * n
     todo = []
     for i, (a, t, q) in enumerate(zip(answers, targets, queries)):
         if not isinstance(t, str) or not t.strip(): continue
-        if is_placeholder(a, q if isinstance(q, str) else None): out[i] = GUARD_PENALTY
+        if is_placeholder(a, q if isinstance(q, str) else None) or copied_reasoning(completions[i], ps[i]): out[i] = GUARD_PENALTY
         else: todo.append(i)
     if todo:
         try: scores = rouge_sum([answers[i] for i in todo], [targets[i] for i in todo])

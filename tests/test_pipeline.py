@@ -86,7 +86,7 @@ def test_kill_and_resume_end_to_end(tmp_path):
     # 3. artifacts: report with inline plotly, results.json with the main table, LaMP-format predictions
     html = (run/'report.html').read_text()
     assert html.count('plotly.js v') >= 1 and len(html) > 3_000_000  # plotly.js inlined (once)...
-    assert html.count('Plotly.newPlot(') == 4  # ...and 4 figures: k (ROUGE-L, ROUGE-1), retriever, GRPO rewards
+    assert html.count('Plotly.newPlot(') == 5  # ...and 5 figures: personalization, k (ROUGE-L, ROUGE-1), retriever, GRPO rewards
     assert 'src="http' not in html  # self-contained: no script or image from the network
     res = json.loads((run/'results.json').read_text())
     systems = yaml.safe_load(cfgp.read_text())['eval']['systems']

@@ -44,7 +44,7 @@ def args(**kw):
 
 
 def test_yaml_matches_recipe_functions():
-    y = yaml.safe_load((ROOT / "configs/grpo_h100.yaml").read_text())
+    y = yaml.safe_load((ROOT / "configs/recipes/grpo_h100.yaml").read_text())
     assert y["grpo_config"] == gpu_recipe()
     assert y["rollout"] == rollout_recipe()
     assert y["vllm_colocate"] == vllm_recipe("colocate") and y["vllm_server"] == vllm_recipe("server")
