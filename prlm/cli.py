@@ -5,6 +5,7 @@
 # %% ../nbs/11_cli.ipynb #87e888fa
 from __future__ import annotations
 import argparse, os, sys
+from . import __version__
 from pathlib import Path
 from .pipeline import (STAGES, ConfigError, load_config, preflight, prepare_run, run_pipeline, run_stage, summary, RunDir,
                            _quiet_datasets, set_threads, stale_stages)
@@ -16,12 +17,15 @@ __all__ = ['ERROR_HINTS', 'build_parser', 'error_lines', 'main']
 def build_parser()->argparse.ArgumentParser:
     "The `prlm` argument parser."
     p = argparse.ArgumentParser(prog='prlm', description='PrLM: personalized RAG with explicit reasoning, trained with GRPO.')
+    p.add_argument('--version', action='version', version=f'prlm {__version__}')
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
     def add(name, help):
         sp = sub.add_parser(name, help=help, description=help)
         sp.add_argument('config', help='YAML run config (see configs/)')
         sp.add_argument('--run-dir', default=None, help='override run_dir from the config')
         sp.add_argument('--debug', action='store_true', help='print the full traceback of an error')
+        sp.add_argument('--set', action='append', default=[], metavar='KEY.PATH=VALUE',
+                        help='override one config value (parsed as YAML), e.g. --set grpo.max_steps=4; repeatable')
         return sp
     r = add('run', 'run every stage: ' + ' -> '.join(STAGES) + ' (finished stages are skipped, an interrupted one resumes)')
     r.add_argument('--overwrite', nargs='+', default=[], choices=STAGES, metavar='STAGE', help='re-run these stages (and what follows them)')
@@ -60,16 +64,18 @@ def error_lines(e:BaseException, config:str|None=None)->list:
 def _status(cfg)->int:
     run = RunDir(cfg.run_dir)
     if not run.path.is_dir(): print(f"no run at {run.path} yet"); return 0
+    print(f"run {run.path}")
     stale = stale_stages(cfg, run)
     for s in STAGES:
         m = run.done(s)
         state = f"done {m['finished']} ({m['seconds']:.0f}s)" if m else f"not done: {run.problems[s]}" if s in run.problems else '-'
         if s in stale: state += '  [out of date with the config: `prlm run` re-runs it]'
         print(f"  {s:9s} {state}")
+    if (run.path/'report.html').exists(): print(f"report {run.path/'report.html'}")
     return 0
 
 def _command(args)->int:
-    cfg = load_config(args.config, run_dir=args.run_dir)
+    cfg = load_config(args.config, sets=args.set, run_dir=args.run_dir)
     if args.command == 'status': return _status(cfg)
     warns = preflight(cfg)  # nothing is written before the config and what it names check out
     for w in warns: print(f"warning: {w}", file=sys.stderr if args.command != 'validate' else sys.stdout)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 # %% auto #0
 __all__ = ['GRPO_PRESETS', 'GRPO_LIMITS', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_ARTIFACTS', 'SMOKE_N', 'STAGE_FUNCS',
            'RESUMABLE', 'DataConfig', 'RetrievalConfig', 'PolicyConfig', 'RewardModelConfig', 'EvalConfig', 'RunConfig',
-           'is_run_dir', 'run_dir_problem', 'ConfigError', 'check_config', 'load_config', 'policy_tokenizer',
+           'is_run_dir', 'run_dir_problem', 'ConfigError', 'check_config', 'set_key', 'load_config', 'policy_tokenizer',
            'check_budget', 'check_environment', 'preflight', 'RunDir', 'stage_problem', 'policy_path', 'encoder_path',
            'fingerprint', 'set_threads', 'release_memory', 'stage_data', 'stage_retrieve', 'stage_pairs', 'stage_rm',
            'grpo_config', 'stage_grpo', 'stage_evaluate', 'package_versions', 'read_log_history', 'fig_rewards',
@@ -257,7 +257,26 @@ def check_config(raw:dict)->RunConfig:
     if errs: raise ConfigError('invalid config:\n  ' + '\n  '.join(dict.fromkeys(errs)))
     return cfg
 
+# %% ../nbs/10_pipeline.ipynb #bf22fa38
+def set_key(raw:dict, # a raw config (as read from YAML)
+            assignment:str, # 'key.path=value', e.g. 'grpo.max_steps=4' or 'eval.ks=[1, 4]'
+           )->dict:
+    "`raw` with one dotted key set to a YAML-parsed value (intermediate mappings are created)."
+    key, eq, val = assignment.partition('=')
+    parts = key.strip().split('.')
+    if not eq or not all(parts): raise ConfigError(f"--set {assignment!r}: expected KEY.PATH=VALUE, e.g. grpo.max_steps=4")
+    try: v = yaml.safe_load(val)
+    except yaml.YAMLError as e: raise ConfigError(f"--set {assignment!r}: the value is not valid YAML ({e})") from None
+    d = raw
+    for p in parts[:-1]:
+        if not isinstance(d.setdefault(p, {}), dict): raise ConfigError(f"--set {assignment!r}: {p} is not a mapping")
+        d = d[p]
+    d[parts[-1]] = v
+    return raw
+
+# %% ../nbs/10_pipeline.ipynb #4cf95f05
 def load_config(path, # a YAML file
+                sets=(), # 'key.path=value' overrides (`set_key`), applied in order
                 **overrides, # top-level overrides, e.g. run_dir='/tmp/x'
                )->RunConfig:
     "Read and validate a YAML run config."
@@ -266,7 +285,9 @@ def load_config(path, # a YAML file
     try: raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e: raise ConfigError(f"{path}: not valid YAML: {e}") from None
     raw = raw or {}
-    if isinstance(raw, dict): raw.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(raw, dict):
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        for a in sets: set_key(raw, a)
     try: return check_config(raw)
     except ConfigError as e: raise ConfigError(f"{path}: {e}") from None
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env python
 """Execute notebooks in place and keep their outputs, so the docs site (and GitHub) show real results.
 
-Usage: python scripts/run_nb.py nbs/01_retrieve.ipynb [more.ipynb ...] [--skip-flags gpu]
+Usage: python scripts/run_nb.py nbs/01_retrieve.ipynb [more.ipynb ...] [--skip-flags gpu] [--scrub-only]
 All cells run, `#| slow` ones included (that is the point: docs show the slow results); cells whose flags are in
 --skip-flags (default: gpu) are left without output. Stops at the first failing cell and names it.
+Saved outputs are scrubbed of this machine's paths (the checkout, its virtualenv, the home folder, temporary folders),
+so the docs never show where they were built; `--scrub-only` does just that to already executed notebooks.
 """
-import argparse, os, sys, time
+import argparse, os, re, sys, tempfile, time
 from pathlib import Path
 from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
@@ -18,6 +20,32 @@ def _flags(cell):
         if not s.startswith('#|'): break
         out.update(s[2:].split())
     return out
+
+ROOT = Path(__file__).resolve().parents[1]
+_SCRUBS = [(re.compile(re.escape(str(ROOT)) + r'/\.venv/lib/python[\d.]+/site-packages/'), ''),
+           (re.compile(re.escape(str(ROOT)) + '/'), ''),
+           (re.compile(re.escape(tempfile.gettempdir()) + r'/tmp[\w]+'), '$TMPDIR'),
+           (re.compile(re.escape(str(Path.home())) + '/'), '~/')]
+
+def scrub(text):
+    "`text` without this machine's paths."
+    for rx, sub in _SCRUBS: text = rx.sub(sub, text)
+    return text
+
+def scrub_outputs(nb):
+    "Scrub every saved output of `nb` (stream text and every text mime type) in place; returns how many strings changed."
+    n = 0
+    def fix(v):
+        nonlocal n
+        if isinstance(v, list): return [fix(x) for x in v]
+        if not isinstance(v, str): return v
+        t = scrub(v); n += t != v; return t
+    for c in nb.cells:
+        for o in c.get('outputs', []):
+            if 'text' in o: o['text'] = fix(o['text'])
+            for k in list(o.get('data', {})):
+                if k.startswith('text/'): o['data'][k] = fix(o['data'][k])
+    return n
 
 def run_nb(path, skip_flags=('gpu',)):
     path = Path(path)
@@ -33,6 +61,7 @@ def run_nb(path, skip_flags=('gpu',)):
         if errs:
             print(f"{path}: cell {i} failed:\n{cell.source}\n{errs[0].get('ename')}: {errs[0].get('evalue')}", file=sys.stderr)
             sys.exit(1)
+    scrub_outputs(nb)
     write_nb(nb, path)
     print(f"{path}: executed in {time.time()-t0:.1f}s")
 
@@ -40,7 +69,11 @@ if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('paths', nargs='+')
     ap.add_argument('--skip-flags', nargs='*', default=['gpu'])
+    ap.add_argument('--scrub-only', action='store_true', help="only scrub machine paths from the saved outputs")
     a = ap.parse_args()
     cwd = os.getcwd()
     for p in a.paths:
-        os.chdir(cwd); run_nb(Path(p).resolve(), a.skip_flags)
+        os.chdir(cwd)
+        if a.scrub_only:
+            nb = read_nb(p); n = scrub_outputs(nb); write_nb(nb, p); print(f"{p}: {n} output strings scrubbed")
+        else: run_nb(Path(p).resolve(), a.skip_flags)
