@@ -532,8 +532,8 @@ def stage_problem(run:RunDir, stage:str, marker:dict)->str|None:
     if marker.get('skipped'): return None
     arts = list(STAGE_ARTIFACTS[stage])
     if stage == 'grpo' and (a := _adapter_dir(run, marker)) is not None: arts.append((a, 'model'))
-    for rel, kind in arts:
-        if (p := _artifact_problem(run.path/rel, kind)): return p
+    for rel, kind in arts:  # the adapter comes as a path already (run.path/...): the others are relative to the run
+        if (p := _artifact_problem(rel if isinstance(rel, Path) else run.path/rel, kind)): return p
     return None
 
 # %% ../nbs/10_pipeline.ipynb #fb8df6e5

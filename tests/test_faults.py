@@ -268,6 +268,14 @@ def test_corrupted_tiny_model_is_rebuilt_identically(copy):
     with contextlib.redirect_stdout(io.StringIO()) as out: policy_path(load_config(cfgp), RunDir(run))
     assert 'rebuilding it' in out.getvalue() and f.read_bytes() == good
 
+def test_relative_run_dir_finds_its_adapter(copy, monkeypatch):
+    "A run_dir given relative to the working directory (as in configs/: runs/demo): the finished grpo stage is found."
+    run, cfgp = copy
+    monkeypatch.chdir(run.parent)
+    c = yaml.safe_load(cfgp.read_text()); c['run_dir'] = run.name; cfgp.write_text(yaml.safe_dump(c))
+    rc, out, err = cli('status', cfgp)
+    assert rc == 0 and 'not done' not in out and 'grpo      done' in out, out
+
 def test_copied_run_uses_its_own_adapter(copy, base):
     from prlm.pipeline import _adapter_dir
     run, _ = copy
