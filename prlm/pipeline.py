@@ -191,8 +191,9 @@ def _semantic_errors(cfg:RunConfig)->list:
         if k < 1: errs.append(f"eval.ks.{i}: expected k >= 1 (got {k})")
     for name, w in cfg.rewards.items():
         if name not in REWARDS: errs.append(f"rewards.{name}: unknown reward; known: {', '.join(sorted(REWARDS))}")
-    if 'personalization' in cfg.rewards and not cfg.reward_model.enabled:
-        errs.append("rewards.personalization: needs reward_model.enabled: true")
+    for name in cfg.rewards:
+        if name.startswith('personalization') and not cfg.reward_model.enabled:
+            errs.append(f"rewards.{name}: needs reward_model.enabled: true")
     if not cfg.rewards: errs.append("rewards: at least one reward is needed")
     from prlm.reward_model import RM_VARIANTS
     for i, v in enumerate(cfg.reward_model.compare):

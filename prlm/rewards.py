@@ -11,7 +11,8 @@ from typing import Any, Callable
 # %% auto #0
 __all__ = ['GUARD_PENALTY', 'PLACEHOLDERS', 'format_reward', 'format_strict_reward', 'REWARDS', 'PAPER_WEIGHTS',
            'completion_text', 'extract', 'copied_reasoning', 'is_placeholder', 'format_score', 'make_format_reward',
-           'rouge_sum', 'rouge_reward', 'PersonalizationReward', 'RewardConfigError', 'make_reward_funcs']
+           'rouge_sum', 'rouge_reward', 'PersonalizationReward', 'group_standardise', 'GroupPersonalizationReward',
+           'RewardConfigError', 'make_reward_funcs']
 
 # %% ../nbs/06_rewards.ipynb #a58162b9
 def completion_text(completion: Any) -> str:
@@ -219,6 +220,31 @@ def _personalization_call(self, prompts=None, completions=None, **kwargs) -> lis
 
 PersonalizationReward.__call__ = _personalization_call
 
+# %% ../nbs/06_rewards.ipynb #d3f4ad9c
+def group_standardise(scores: list,  # one reward per completion (None: no reward)
+                      groups: list,  # a key per completion: completions sharing a key are one GRPO group
+                      keep: tuple = (None, GUARD_PENALTY),  # values passed through untouched
+                      ) -> list:
+    "Each score as a z-score among the scores of its group (0 when the group's scores are all equal or alone); `keep` values unchanged."
+    out, by = list(scores), {}
+    for i, (s, g) in enumerate(zip(scores, groups)):
+        if s not in keep: by.setdefault(g, []).append(i)
+    for idx in by.values():
+        v = [float(scores[i]) for i in idx]; m = sum(v) / len(v)
+        sd = math.sqrt(sum((x - m) ** 2 for x in v) / len(v))
+        for i, x in zip(idx, v): out[i] = (x - m) / sd if sd > 1e-12 else 0.0
+    return out
+
+# %% ../nbs/06_rewards.ipynb #7af21724
+class GroupPersonalizationReward(PersonalizationReward):
+    "`PersonalizationReward` standardised within each group of completions for one prompt (`group_standardise`)."
+    def __init__(self, path: str | Path, **kw):  # as `PersonalizationReward`
+        super().__init__(path, **kw); self.__name__ = 'personalization_group'
+
+    def __call__(self, prompts=None, completions=None, **kwargs) -> list[float | None]:
+        out = PersonalizationReward.__call__(self, prompts, completions, **kwargs)
+        return group_standardise(out, [completion_text(p) for p in _col(dict(p=prompts), 'p', len(out))], keep=(None, self.penalty))
+
 # %% ../nbs/06_rewards.ipynb #6ffbd46f
 class RewardConfigError(ValueError):
     "A reward configuration error (unknown reward name, bad weight, missing reward model)."
@@ -228,6 +254,7 @@ REWARDS: dict[str, Callable] = {
     'format': format_reward,
     'format_strict': format_strict_reward,
     'personalization': PersonalizationReward,
+    'personalization_group': GroupPersonalizationReward,
 }
 PAPER_WEIGHTS = {'rouge': 1.0, 'format': 0.1, 'personalization': 0.1}
 
