@@ -520,13 +520,12 @@ class RunDir:
     def __repr__(self): return f"RunDir({str(self.path)!r}: {', '.join(s for s in STAGES if self.done(s)) or 'nothing'} done)"
 
 def _adapter_dir(run:RunDir, marker:dict)->Path|None:
-    "The adapter the grpo marker names: relative to the run (a moved or copied run finds its own), or an old absolute path."
+    "The adapter the grpo marker names: relative to the run (a moved or copied run finds its own), else the run's own `grpo/<name>` (older markers held a path relative to the working directory, or an absolute one)."
     a = (marker or {}).get('adapter')
     if not a: return None
     p = Path(a)
-    if not p.is_absolute(): return run.path/p
-    own = run.path/'grpo'/p.name
-    return own if own.exists() else p
+    named, own = (p if p.is_absolute() else run.path/p), run.path/'grpo'/p.name
+    return own if own.exists() and not named.exists() else named
 
 def stage_problem(run:RunDir, stage:str, marker:dict)->str|None:
     "Why a finished stage's outputs cannot be used (missing, unreadable), or None."
