@@ -706,4 +706,11 @@ d = { 'settings': { 'branch': 'main',
                               'prlm.rollout.rollout_recipe': ('nbs/rollout.html#rollout_recipe', 'prlm/rollout.py'),
                               'prlm.rollout.sample_next': ('nbs/rollout.html#sample_next', 'prlm/rollout.py'),
                               'prlm.rollout.vllm_recipe': ('nbs/rollout.html#vllm_recipe', 'prlm/rollout.py'),
-                              'prlm.rollout.word_tokenizer': ('nbs/rollout.html#word_tokenizer', 'prlm/rollout.py')}}}
+                              'prlm.rollout.word_tokenizer': ('nbs/rollout.html#word_tokenizer', 'prlm/rollout.py')},
+            'prlm.utils': { 'prlm.utils.append_jsonl': ('nbs/utils.html#append_jsonl', 'prlm/utils.py'),
+                            'prlm.utils.atomic_dir': ('nbs/utils.html#atomic_dir', 'prlm/utils.py'),
+                            'prlm.utils.atomic_write': ('nbs/utils.html#atomic_write', 'prlm/utils.py'),
+                            'prlm.utils.atomic_write_json': ('nbs/utils.html#atomic_write_json', 'prlm/utils.py'),
+                            'prlm.utils.jsonl_torn': ('nbs/utils.html#jsonl_torn', 'prlm/utils.py'),
+                            'prlm.utils.open_jsonl_append': ('nbs/utils.html#open_jsonl_append', 'prlm/utils.py'),
+                            'prlm.utils.read_jsonl': ('nbs/utils.html#read_jsonl', 'prlm/utils.py')}}}
