@@ -9,9 +9,10 @@ from . import __version__
 from pathlib import Path
 from .pipeline import (STAGES, ConfigError, load_config, preflight, prepare_run, run_pipeline, run_stage, summary, RunDir,
                            _quiet_datasets, set_threads, stale_stages)
+from .utils import atomic_write
 
 # %% auto #0
-__all__ = ['ERROR_HINTS', 'build_parser', 'error_lines', 'main']
+__all__ = ['ERROR_HINTS', 'build_parser', 'error_lines', 'run_path', 'inspect_page', 'main']
 
 # %% ../nbs/11_cli.ipynb #3afb2ee1
 def build_parser()->argparse.ArgumentParser:
@@ -35,6 +36,12 @@ def build_parser()->argparse.ArgumentParser:
         sp.add_argument('--overwrite', action='store_true', help='re-run even if done')
     add('validate', 'validate the config and what it refers to (model folders, hub ids, data files), and exit; loads no model')
     add('status', 'show which stages of the run are done')
+    sp = sub.add_parser('inspect', help='write RUN/inspect.html (what the model did, per query) and say how to open the Browser',
+                        description='write RUN/inspect.html (what the model did, per query) and say how to open the Browser')
+    sp.add_argument('run', metavar='RUN_OR_CONFIG', help='a run directory, or the YAML config whose run_dir to inspect')
+    sp.add_argument('--system', default='prlm', help='whose answers to show (default: prlm)')
+    sp.add_argument('--n', type=int, default=3, help='queries shown in each section (default: 3)')
+    sp.add_argument('--debug', action='store_true', help='print the full traceback of an error')
     return p
 
 # %% ../nbs/11_cli.ipynb #bba86e7f
@@ -61,6 +68,7 @@ def error_lines(e:BaseException, config:str|None=None)->list:
     if hint is None: msg, hint = f"{type(e).__name__}: {msg}", "unexpected: this may be a bug in prlm; re-run with --debug and report the traceback"
     return [f"error: {msg}", f"  what to do: {hint} (--debug prints the traceback)"]
 
+# %% ../nbs/11_cli.ipynb #9ece4561
 def _status(cfg)->int:
     run = RunDir(cfg.run_dir)
     if not run.path.is_dir(): print(f"no run at {run.path} yet"); return 0
@@ -74,7 +82,38 @@ def _status(cfg)->int:
     if (run.path/'report.html').exists(): print(f"report {run.path/'report.html'}")
     return 0
 
+# %% ../nbs/11_cli.ipynb #e76742e4
+def run_path(arg: str | Path) -> Path:
+    "The run directory `arg` names: a directory, or a YAML config (its `run_dir`)."
+    p = Path(arg)
+    if p.is_file() and p.suffix in ('.yaml', '.yml'): return Path(load_config(p).run_dir)
+    if not p.is_dir(): raise FileNotFoundError(f"{p}: no such run directory (or YAML config)")
+    return p
+
+# %% ../nbs/11_cli.ipynb #251851bf
+def inspect_page(run: str | Path,  # a run directory
+                 system: str = 'prlm',  # whose answers to show
+                 n: int = 3,  # queries in each section
+                 ) -> Path:
+    "Write `RUN/inspect.html`: the run's summary, where `system`'s reasoning uses the profile most and least, and own-vs-other swaps."
+    from prlm.inspect import CSS, Run, report_html
+    r = Run(run)
+    swaps = [r.swap(d['id'], system)._repr_html_() for d in r.swaps(system)[:n]]
+    if swaps: swaps.insert(0, f'<h3 style="{CSS}">Where the user\'s own profile changes the answer most (own vs another user\'s)</h3>')
+    body = ''.join([r._repr_html_(), report_html(r, system, n=n), *swaps])
+    page = (f'<!doctype html><html><head><meta charset="utf-8"><title>prlm inspect: {r.name}</title></head>'
+            f'<body style="max-width:1200px;margin:16px auto;padding:0 12px">{body}</body></html>')
+    return atomic_write(r.path/'inspect.html', page)
+
+# %% ../nbs/11_cli.ipynb #3207b7f9
+def _inspect(args) -> int:
+    page = inspect_page(run_path(args.run), args.system, args.n)
+    print(f"wrote {page}\nopen it in a browser; in JupyterLab: from prlm.inspect import Run; Run({str(page.parent)!r}).explore()")
+    return 0
+
+# %% ../nbs/11_cli.ipynb #e008da51
 def _command(args)->int:
+    if args.command == 'inspect': return _inspect(args)
     cfg = load_config(args.config, sets=args.set, run_dir=args.run_dir)
     if args.command == 'status': return _status(cfg)
     warns = preflight(cfg)  # nothing is written before the config and what it names check out
@@ -88,6 +127,7 @@ def _command(args)->int:
     if args.command == 'report': print(summary(run))
     return 0
 
+# %% ../nbs/11_cli.ipynb #bd4c7f70
 def _tty()->bool:
     "Is stderr a terminal (where progress bars redraw in place)?"
     try: return sys.stderr.isatty()
@@ -102,5 +142,5 @@ def main(argv:list|None=None)->int:
         print("interrupted; re-run the same command to resume", file=sys.stderr); return 130
     except Exception as e:
         if args.debug: raise
-        print('\n'.join(error_lines(e, args.config)), file=sys.stderr)
+        print('\n'.join(error_lines(e, getattr(args, 'config', None))), file=sys.stderr)
         return 2 if isinstance(e, ConfigError) else 1
