@@ -6,7 +6,7 @@ Prompts: the first N queries of the embedded Debian dataset (`prlm.data.load_emb
 `--prompts prlm` / `rag`: the pipeline's own prompts (`prlm.prompts.build_prompt`, BM25 top-`--k` profile items,
 `--max-prompt-tokens`), whose longer shared instruction continuous batching computes once. Both runs use `prlm.models.generate`: one-by-one is engine='padded' with batch_size=1 (plain
 one-prompt `model.generate`, no padding); batched uses `--engine` (default 'auto': continuous batching for greedy on
-CPU; `--padded` also times the left-padded `model.generate` batches in the same interleaved rounds). Tokens/s counts generated tokens up to and including eos (padding after eos is not counted).
+CPU, `prlm.batching.continuous_generate`; `--padded` also times the left-padded `model.generate` batches in the same interleaved rounds). Tokens/s counts generated tokens up to and including eos (padding after eos is not counted).
 Greedy outputs are compared row by row: fp differences from left padding can flip a near-tie argmax, so the
 share of identical completions is reported rather than asserted.
 

@@ -119,7 +119,7 @@ def main(argv=None):
     plen = [len(tok(p, add_special_tokens=False)['input_ids']) for p in ds['prompt']]
     print(f"{len(ds)} prompts, {min(plen)}-{max(plen)} tokens (mean {sum(plen)/len(plen):.0f})")
     for name in a.variants.split(','):
-        cfg = GRPOStageConfig.demo_cpu(model=model_path, max_steps=a.steps, save_steps=10**6, max_completion_length=a.new_tokens,
+        cfg = GRPOStageConfig.preset('demo_cpu', model=model_path, max_steps=a.steps, save_steps=10**6, max_completion_length=a.new_tokens,
                                        max_prompt_tokens=a.prompt_tokens, rewards={'rouge': 1.0, 'format': 0.1},
                                        log_samples=0, **VARIANTS[name])
         with tempfile.TemporaryDirectory() as d:

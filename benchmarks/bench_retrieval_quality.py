@@ -19,7 +19,8 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMER
 os.environ.setdefault('HF_DATASETS_OFFLINE', '1'); os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 from pathlib import Path
 import numpy as np
-from prlm.data import load_embedded, swap_profiles, _atomic_write_json
+from prlm.data import load_embedded, swap_profiles
+from prlm.utils import atomic_write_json as _atomic_write_json
 from prlm.retrieve import get_retriever, retrieve_dataset, retrieved_items
 from prlm.metrics import rouge_per_example, paired_bootstrap_ci
 

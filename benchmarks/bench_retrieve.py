@@ -5,7 +5,8 @@ BM25: a LaMP-sized workload -- 1,500 queries, per-user profiles of 50..3,000 ite
 texts of realistic length built from sentences of the embedded Debian package descriptions -- ranked by
   * the reference approach of LaMP's `rank_profiles.py` and PrLM's code: per query, `BM25Okapi([x.split() for x in
     corpus])`, `get_scores(query.split())`, `np.argsort(...)[::-1][:k]`;
-  * prlm's batched BM25 (`get_retriever('bm25').retrieve_batch`), same queries, same process;
+  * prlm's batched BM25 (`get_retriever('bm25').retrieve_batch`, by default its fastest engine: `prlm.bm25_fast`),
+    same queries, same process;
   * (on a subsample, for information) prlm's `backend='bm25s'` path: one `bm25s` index per profile.
 It reports the speed ratio and how many top-k sets are identical (exactly, and allowing swaps among tied scores).
 
@@ -13,7 +14,7 @@ Dense: items/s of the embedded all-MiniLM-L6-v2 encoding real Debian description
 retrieval again from the on-disk embedding cache (a fresh retriever, as a second run would be).
 
 Usage: python benchmarks/bench_retrieve.py [--quick] [--queries 1500] [--queries-per-user 1] [--shared-queries 300] [--k 5]
-                                          [--engine numba|arrow] [--skip-dense]
+                                          [--engine numba|arrow|exact] [--skip-dense]
 """
 import argparse, os, re, sys, tempfile, time
 os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
@@ -70,7 +71,7 @@ def compare(ref_top, scores, got, k, tol=1e-9):
 def bench_bm25(args, sents, outs, n_queries, qpu, max_items, bm25s_sample=0, seed=0):
     "Reference vs prlm on one workload; wall-clock and CPU seconds, identical top-k sets."
     rng = np.random.default_rng(seed)
-    bm25 = get_retriever('bm25', compiled=args.engine == 'numba' if args.engine else None)
+    bm25 = get_retriever('bm25', engine=args.engine)
     task = 'debian'
     c0 = time.process_time()      # numba compiles its kernels once (then loads them from its on-disk cache): not timed below
     bm25.retrieve_batch(['warm up'], [[dict(id='0', text='warm up', output='', date=None)]], 1, tasks=[task])
@@ -100,7 +101,7 @@ def bench_bm25(args, sents, outs, n_queries, qpu, max_items, bm25s_sample=0, see
     n_users = len(range(0, n, qpu))
     print(f"\n== BM25: {n} queries, {qpu} per profile, {n_users} users, {n_items:,} profile items "
           f"({n_items / n_users:.0f} per user on average, 50..{max_items}), {n_tokens / max(1, n_items):.0f} tokens per item, k={args.k}")
-    print(f"prlm engine: {'numba (compiled kernels)' if bm25.compiled else 'arrow'}; one-time kernel compile/cache load before timing: {warm:.2f} CPU s")
+    print(f"prlm engine: {bm25.engine}; one-time kernel compile/cache load before timing: {warm:.2f} CPU s")
     print(f"                                          wall s   CPU s   ms/query (wall)")
     print(f"reference: rank_bm25.BM25Okapi per query {wall['ref']:8.2f} {cpu['ref']:8.2f}   {1000 * wall['ref'] / n:.1f}")
     print(f"prlm bm25 (batched, exact Okapi)         {wall['prlm']:8.2f} {cpu['prlm']:8.2f}   {1000 * wall['prlm'] / n:.1f}")
@@ -154,7 +155,7 @@ def main():
     ap.add_argument('--bm25s-sample', type=int, default=50)
     ap.add_argument('--dense-users', type=int, default=20, help='queries of the embedded dev set for the dense part (0 = all 300)')
     ap.add_argument('--shared-queries', type=int, default=300, help='size of a second workload with 5 queries per profile (0: skip)')
-    ap.add_argument('--engine', choices=['numba', 'arrow'], default=None, help="prlm's BM25 engine (default: numba when installed)")
+    ap.add_argument('--engine', choices=['numba', 'arrow', 'exact'], default=None, help="prlm's BM25 engine (default: numba when installed)")
     ap.add_argument('--skip-dense', action='store_true')
     ap.add_argument('--skip-bm25', action='store_true')
     args = ap.parse_args()

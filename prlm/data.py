@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #586f7606
 from __future__ import annotations
-import gzip, hashlib, html, json, os, re, shutil, subprocess, tempfile, time, urllib.error, urllib.request, warnings
+import gzip, hashlib, html, json, os, re, subprocess, tempfile, urllib.error, urllib.request, warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files as _pkg_files
@@ -14,15 +14,16 @@ import pandas as pd
 import pyarrow.compute as pc
 from datasets import Dataset, Features, List, Value
 from tqdm.auto import tqdm
+from .utils import atomic_write, atomic_write_json
 
 # %% auto #0
 __all__ = ['PROFILE_FEATURES', 'FEATURES', 'TASKS', 'LAMP_URL', 'DEBIAN_INSTRUCTION', 'records_to_dataset', 'DataFormatError',
            'EmptyProfileWarning', 'DownloadError', 'TaskSpec', 'get_task', 'extract_query', 'read_json',
-           'load_lamp_files', 'write_lamp_outputs', 'jsonl_torn', 'open_jsonl_append', 'lamp_file_paths',
-           'default_cache_dir', 'download_file', 'load_lamp', 'file_digest', 'dir_digest', 'content_fingerprint',
-           'read_deb822', 'clean_description', 'is_team', 'debian_items', 'maintainer_id', 'build_debian_users',
-           'embedded_records', 'load_embedded', 'export_embedded_lamp', 'debian_datacard', 'apt_update_lists',
-           'build_debian_dataset', 'DataSummary', 'summarize', 'other_users', 'swap_profiles', 'user_view']
+           'load_lamp_files', 'write_lamp_outputs', 'lamp_file_paths', 'default_cache_dir', 'download_file',
+           'load_lamp', 'file_digest', 'dir_digest', 'content_fingerprint', 'read_deb822', 'clean_description',
+           'is_team', 'debian_items', 'maintainer_id', 'build_debian_users', 'embedded_records', 'load_embedded',
+           'export_embedded_lamp', 'debian_datacard', 'apt_update_lists', 'build_debian_dataset', 'DataSummary',
+           'summarize', 'other_users', 'swap_profiles', 'user_view']
 
 # %% ../nbs/00_data.ipynb #b397056e
 PROFILE_FEATURES = {'id': Value('string'), 'text': Value('string'), 'output': Value('string'), 'date': Value('string')}
@@ -45,6 +46,7 @@ class DataFormatError(ValueError):
                                       f'field {field!r}' if field is not None else ''] if s)
         super().__init__(f"{self.path}: {where + ': ' if where else ''}{msg}")
 
+# %% ../nbs/00_data.ipynb #02b2f754
 class EmptyProfileWarning(UserWarning):
     "A query whose user has an empty profile (kept: retrievers return nothing for it)."
 
@@ -97,6 +99,7 @@ TASKS = {t.name: t for t in [
              'description:', 'Generate a one-line synopsis for the following Debian package description'),
 ]}
 
+# %% ../nbs/00_data.ipynb #dde0a65e
 _ALIASES = {'lamp-2-old': 'LaMP-2', 'lamp-2-new': 'LaMP-2N', 'lamp-2m': 'LaMP-2N', 'lamp-2n': 'LaMP-2N'}
 
 def get_task(task) -> TaskSpec:
@@ -144,6 +147,7 @@ def _split_record_path(p: str):
     m = re.match(r'^(?:golds)?\[(\d+)\]\.?(.*)$', p)
     return (m[1], m[2]) if m else (None, p)
 
+# %% ../nbs/00_data.ipynb #6c2ebed3
 def read_json(path):
     "Parsed JSON from `path`; invalid UTF-8 or JSON raise `DataFormatError` naming the record and field."
     path = Path(path)
@@ -248,19 +252,6 @@ def load_lamp_files(questions_path, # a LaMP `{split}_questions.json`
     return records_to_dataset(recs)
 
 # %% ../nbs/00_data.ipynb #7f841d51
-def _atomic_write_bytes(path, data: bytes):
-    "Write `data` to `path` via a temp file in the same folder and a rename: readers never see half a file."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f: f.write(data)
-        os.chmod(tmp, 0o644); os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-
-def _atomic_write_json(path, obj):
-    _atomic_write_bytes(path, json.dumps(obj, ensure_ascii=False, indent=1).encode('utf-8'))
-
 def write_lamp_outputs(preds: dict, # query id -> predicted output
                        path, # the `.json` file to write
                        task, # task name or `TaskSpec` (written as LaMP's `LaMP_N`)
@@ -268,22 +259,7 @@ def write_lamp_outputs(preds: dict, # query id -> predicted output
     "Write `{task: 'LaMP_N', golds: [{id, output}]}` atomically; returns the path."
     for k, v in preds.items():
         if not isinstance(v, str): raise TypeError(f"prediction for {k!r} is {type(v).__name__}, expected str")
-    _atomic_write_json(path, {'task': get_task(task).lamp_name, 'golds': [{'id': str(k), 'output': v} for k, v in preds.items()]})
-    return Path(path)
-
-# %% ../nbs/00_data.ipynb #jsonlcode
-def jsonl_torn(path) -> bool:
-    "Does the file at `path` end inside a line (a write cut short by a kill)?"
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0: return False
-    with open(path, 'rb') as f: f.seek(-1, os.SEEK_END); return f.read(1) != b'\n'
-
-def open_jsonl_append(path):
-    "`open(path, 'a')` (UTF-8) that first ends a torn last line, so the next row starts on a line of its own."
-    torn = jsonl_torn(path)
-    f = open(path, 'a', encoding='utf-8')
-    if torn: f.write('\n')
-    return f
+    return atomic_write_json(path, {'task': get_task(task).lamp_name, 'golds': [{'id': str(k), 'output': v} for k, v in preds.items()]})
 
 # %% ../nbs/00_data.ipynb #fb0c070b
 LAMP_URL = 'https://ciir.cs.umass.edu/downloads/LaMP'
@@ -296,6 +272,7 @@ def lamp_file_paths(task, split: str='dev', time_based: bool=False) -> dict:
     base = f"{'time/' if time_based else ''}{spec.url_dir}/{split}"
     return dict(questions=f'{base}/{split}_questions.json', outputs=None if split == 'test' else f'{base}/{split}_outputs.json')
 
+# %% ../nbs/00_data.ipynb #f2a69b3e
 def default_cache_dir() -> Path:
     "Where LaMP downloads go: `$PRLM_CACHE/lamp`, else `~/.cache/prlm/lamp`."
     return Path(os.environ.get('PRLM_CACHE', Path.home()/'.cache'/'prlm')) / 'lamp'
@@ -374,9 +351,10 @@ def _save_digest(key: str, h: str, keep: int = 2000):
     "Remember a big file's digest on disk (best effort: a read-only cache only costs a re-hash next time)."
     d = {k: v for k, v in _disk_digests().items() if Path(k.split('|')[0]).exists()}
     d[key] = h
-    try: _atomic_write_json(_digest_file(), dict(list(d.items())[-keep:]))
+    try: atomic_write_json(_digest_file(), dict(list(d.items())[-keep:]))
     except OSError: pass
 
+# %% ../nbs/00_data.ipynb #47a3bc22
 def file_digest(path, # a file
                 chunk: int = 1 << 22, # bytes per read
                ) -> str:
@@ -395,6 +373,7 @@ def file_digest(path, # a file
     _DIGESTS[key] = h
     return h
 
+# %% ../nbs/00_data.ipynb #3d285ba8
 def dir_digest(path, # a folder (or a file)
                skip: tuple = ('checkpoint-',), # sub-folders whose name starts with one of these are left out
               ) -> str:
@@ -510,6 +489,7 @@ def maintainer_id(maintainer: str) -> str:
 
 def _seeded_key(seed, s): return hashlib.sha256(f'{seed}:{s}'.encode()).hexdigest()
 
+# %% ../nbs/00_data.ipynb #921a68a9
 def build_debian_users(items: pd.DataFrame, # output of `debian_items`
                        n_users: int=400, # at most this many maintainers are kept (sampled with `seed`)
                        min_groups: int=5, # minimum distinct Source groups per maintainer
@@ -606,7 +586,7 @@ def export_embedded_lamp(out_dir, # folder to write `train/` and `dev/` into
         ds = load_embedded(split, sub)
         qs = [dict(id=r['id'], user_id=r['user_id'], input=r['input'], profile=r['profile']) for r in ds]
         qp, op = Path(out_dir)/sub/f'{sub}_questions.json', Path(out_dir)/sub/f'{sub}_outputs.json'
-        _atomic_write_json(qp, qs)
+        atomic_write_json(qp, qs)
         write_lamp_outputs(dict(zip(ds['id'], ds['target'])), op, 'debian')
         out[sub] = (qp, op)
     return out
@@ -696,6 +676,7 @@ def _release_info(lists_dir):
         return dict(file=f.name, origin=get('Origin'), codename=get('Codename'), suite=get('Suite'), date=get('Date'))
     return {}
 
+# %% ../nbs/00_data.ipynb #0b795f22
 def build_debian_dataset(lists_dir=None, # apt lists dir; None runs `apt-get update` into a temp dir first
                          out_path=None, # where to write the .jsonl.gz (default: the package's asset)
                          **kw, # passed on to `build_debian_users`
@@ -705,10 +686,10 @@ def build_debian_dataset(lists_dir=None, # apt lists dir; None runs `apt-get upd
     users, stats = build_debian_users(debian_items(lists_dir), **kw)
     out_path = Path(out_path or _embedded_path())
     lines = ''.join(json.dumps(u, ensure_ascii=False, sort_keys=True) + '\n' for u in users).encode()
-    _atomic_write_bytes(out_path, gzip.compress(lines, compresslevel=9, mtime=0))
+    atomic_write(out_path, gzip.compress(lines, compresslevel=9, mtime=0))
     stats.update(release=_release_info(lists_dir), params=kw, bytes=out_path.stat().st_size)
-    _atomic_write_bytes(out_path.with_name(out_path.name.replace('.jsonl.gz', '.stats.json')), json.dumps(stats, indent=1).encode())
-    _atomic_write_bytes(out_path.parent/'DATACARD.md', debian_datacard(stats, users).encode())
+    atomic_write_json(out_path.with_name(out_path.name.replace('.jsonl.gz', '.stats.json')), stats)
+    atomic_write(out_path.parent/'DATACARD.md', debian_datacard(stats, users))
     return stats
 
 # %% ../nbs/00_data.ipynb #4455318b
@@ -721,6 +702,7 @@ class DataSummary(dict):
         return f'<table>{rows}</table>'
     def __str__(self): return '\n'.join(f'{k:>24}: {v}' for k, v in self.items())
 
+# %% ../nbs/00_data.ipynb #df1f68e6
 def summarize(ds: Dataset) -> DataSummary:
     "Users, queries, profile items and the profile-size distribution of a dataset in the shared schema."
     t = ds.with_format('arrow')[:] if len(ds) else None  # one Arrow table: fast even for LaMP's big profiles

@@ -4,18 +4,19 @@
 
 # %% ../nbs/08_evaluate.ipynb #3d10c797
 from __future__ import annotations
-import hashlib, json, os, random, re, shutil, tempfile, warnings
+import hashlib, json, random, re, warnings
 from collections import Counter
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
+from fastcore.basics import patch, patch_to
+from .utils import append_jsonl, atomic_dir, atomic_write, atomic_write_json, read_jsonl
 
 # %% auto #0
 __all__ = ['PLOTLY_JS', 'SYSTEMS', 'METRICS', 'HEALTH_FLAGS', 'HEALTH_LIMITS', 'PROFILES', 'fig_html', 'use_offline_plotly',
            'SystemSpec', 'first_words', 'copy_top1', 'prompt_hash', 'dir_fingerprint', 'model_key', 'GenerationCache',
            'generate_cached', 'score_predictions', 'paired_delta', 'is_query_copy', 'answer_health', 'health_shares',
-           'items_hist', 'EvalGrid', 'EvalResults', 'deltas', 'personalization', 'health', 'fig_k', 'fig_retriever',
-           'fig_personalization', 'summary_table', 'save', 'load_results', 'evaluate_systems']
+           'items_hist', 'EvalGrid', 'EvalResults', 'load_results', 'evaluate_systems']
 
 # %% ../nbs/08_evaluate.ipynb #874a9c1d
 PLOTLY_JS = 'plotly.min.js'  # plotly.js, looked up beside the page that shows a figure
@@ -38,7 +39,7 @@ def use_offline_plotly():
     pio.renderers['prlm'] = _Offline()
     pio.renderers.default = 'prlm'
 
-# %% ../nbs/08_evaluate.ipynb #d3d8204e
+# %% ../nbs/08_evaluate.ipynb #4df83a5a
 @dataclass(frozen=True)
 class SystemSpec:
     "How one evaluated system turns a query (plus its retrieved profile) into a prediction."
@@ -50,6 +51,7 @@ class SystemSpec:
     @property
     def llm(self): return self.template is not None
 
+# %% ../nbs/08_evaluate.ipynb #92136ae9
 SYSTEMS = {s.name: s for s in [
     SystemSpec('zero_shot', 'rag', use_profile=False, description='no profile, plain RAG template with k=0'),
     SystemSpec('rag', 'rag', description='LaMP-style RAG prompt, no reasoning, base policy'),
@@ -59,13 +61,14 @@ SYSTEMS = {s.name: s for s in [
     SystemSpec('first_words', None, use_profile=False, description='first 8 words of the query'),
 ]}
 
-# %% ../nbs/08_evaluate.ipynb #e4929f83
+# %% ../nbs/08_evaluate.ipynb #2938ab36
 def first_words(text:str, # the query text
                 n:int=8,  # how many whitespace-separated words to keep
                )->str:
     "The first `n` words of `text`: the 'the title is the start of the abstract' heuristic."
     return ' '.join((text or '').split()[:n])
 
+# %% ../nbs/08_evaluate.ipynb #77e671ac
 def copy_top1(example:dict,             # a record with `profile` and `retrieved` (shared schema)
               column:str='retrieved',   # the retrieval column
              )->str:
@@ -74,7 +77,7 @@ def copy_top1(example:dict,             # a record with `profile` and `retrieved
     if not ret: return ''
     return example['profile'][ret[0]['index']].get('output') or ''
 
-# %% ../nbs/08_evaluate.ipynb #8cb5e2de
+# %% ../nbs/08_evaluate.ipynb #45f248d7
 def _sha(*parts)->str:
     h = hashlib.sha1()
     for p in parts: h.update(p if isinstance(p, bytes) else str(p).encode()); h.update(b'\0')
@@ -84,12 +87,14 @@ def prompt_hash(prompt:str)->str:
     "Stable hash of one prompt's exact text (chat template included)."
     return _sha(prompt)[:16]
 
+# %% ../nbs/08_evaluate.ipynb #b9301a3e
 def dir_fingerprint(path, # a model/adapter directory, or a hub id (keyed by its cached snapshot, else by name)
                    )->str:
     "Fingerprint of a model or adapter by the content of its files (`prlm.data.content_fingerprint`)."
     from prlm.data import content_fingerprint
     return content_fingerprint(path)
 
+# %% ../nbs/08_evaluate.ipynb #a77ac1bc
 def model_key(policy:str,            # policy name or path
               adapter:str|None=None, # LoRA adapter directory, if any
               **gen_kw)->str:
@@ -97,38 +102,44 @@ def model_key(policy:str,            # policy name or path
     return _sha(dir_fingerprint(policy), dir_fingerprint(adapter) if adapter else '-',
                 json.dumps(gen_kw, sort_keys=True, default=str))[:16]
 
-# %% ../nbs/08_evaluate.ipynb #c0240e8f
+# %% ../nbs/08_evaluate.ipynb #2b5d67ca
+def _cache_rows(path:Path)->tuple:
+    "({prompt hash: completion}, number of unreadable lines) of a cache file; a row a kill cut short is not counted."
+    store, bad = {}, 0
+    for line in (path.read_bytes().splitlines() if path.exists() else []):
+        try: r = json.loads(line)
+        except ValueError: r = None  # bad JSON or bad UTF-8
+        if isinstance(r, dict) and isinstance(r.get('prompt_hash'), str) and isinstance(r.get('completion'), str):
+            store[r['prompt_hash']] = r['completion']
+        else: bad += bool(line.strip()) and not line.startswith(b'{"prompt_hash": "')  # a row cut short by a kill: no word
+    return store, bad
+
+# %% ../nbs/08_evaluate.ipynb #8c658a45
 class GenerationCache:
     "Completions of one (system, model) keyed by prompt hash, stored as append-only JSONL."
     def __init__(self, root, system:str, key:str):
         self.dir = Path(root)/f'{system}-{key}'
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.path, self.store = self.dir/'completions.jsonl', {}
-        if self.path.exists():
-            bad = 0
-            for line in self.path.read_bytes().splitlines():
-                try: r = json.loads(line)
-                except ValueError: r = None  # bad JSON or bad UTF-8
-                if not (isinstance(r, dict) and isinstance(r.get('prompt_hash'), str) and isinstance(r.get('completion'), str)):
-                    bad += bool(line.strip()) and not line.startswith(b'{"prompt_hash": "')  # a row cut short by a kill: no word
-                    continue
-                self.store[r['prompt_hash']] = r['completion']
-            if bad: warnings.warn(f"{self.path}: {bad} unreadable line(s) skipped; those completions are generated again")
+        self.path = self.dir/'completions.jsonl'
+        self.store, bad = _cache_rows(self.path)
+        if bad: warnings.warn(f"{self.path}: {bad} unreadable line(s) skipped; those completions are generated again")
     def __len__(self): return len(self.store)
     def __contains__(self, prompt): return prompt_hash(prompt) in self.store
     def __getitem__(self, prompt): return self.store[prompt_hash(prompt)]
-    def missing(self, prompts):
-        "Unique prompts not cached yet, in first-seen order."
-        return list(dict.fromkeys(p for p in prompts if p not in self))
-    def add(self, prompts, completions):
-        "Append completions (flushed + fsynced)."
-        from prlm.data import open_jsonl_append
-        with open_jsonl_append(self.path) as f:  # a torn last line (a kill) must not swallow the first new row
-            for p, c in zip(prompts, completions):
-                h = prompt_hash(p)
-                self.store[h] = c
-                f.write(json.dumps(dict(prompt_hash=h, completion=c))+'\n')
-            f.flush(); os.fsync(f.fileno())
+
+# %% ../nbs/08_evaluate.ipynb #7d7f7af2
+@patch
+def missing(self:GenerationCache, prompts)->list:
+    "Unique prompts not cached yet, in first-seen order."
+    return list(dict.fromkeys(p for p in prompts if p not in self))
+
+# %% ../nbs/08_evaluate.ipynb #f59fc970
+@patch
+def add(self:GenerationCache, prompts, completions):
+    "Append completions (flushed + fsynced; a torn last line, as a kill leaves, is ended first: `prlm.utils.append_jsonl`)."
+    rows = [dict(prompt_hash=prompt_hash(p), completion=c) for p, c in zip(prompts, completions)]
+    append_jsonl(self.path, rows)
+    self.store.update((r['prompt_hash'], r['completion']) for r in rows)
 
 # %% ../nbs/08_evaluate.ipynb #a6ec4326
 def generate_cached(prompts:list,            # prompt texts, duplicates allowed
@@ -148,7 +159,7 @@ def generate_cached(prompts:list,            # prompt texts, duplicates allowed
         part.unlink(missing_ok=True)
     return [cache[p] for p in prompts]
 
-# %% ../nbs/08_evaluate.ipynb #50d9dd0c
+# %% ../nbs/08_evaluate.ipynb #fba07868
 METRICS = ('rouge-1', 'rouge-L')
 
 def _ci3(res, values)->tuple:
@@ -171,6 +182,7 @@ def score_predictions(preds:list, golds:list, n_boot:int=1000, seed:int=0)->dict
         out[m], out[f'{m}_lo'], out[f'{m}_hi'] = _ci3(bootstrap_ci(v, n_resamples=n_boot, seed=seed), v)
     return out
 
+# %% ../nbs/08_evaluate.ipynb #3b55af24
 def paired_delta(a:list, b:list, n_boot:int=1000, seed:int=0)->tuple:
     "(mean of a-b, lo, hi): paired bootstrap 95% CI of the difference on the same examples."
     from prlm.metrics import paired_bootstrap_ci
@@ -221,16 +233,17 @@ def answer_health(preds:list,                   # extracted answers
                         profile_copy=bool(wa) and any(wa == _words(o) for o in (items_outputs[i] if items_outputs is not None else ()) if o)))
     return out
 
-# %% ../nbs/08_evaluate.ipynb #c62fc9ae
+# %% ../nbs/08_evaluate.ipynb #4cee5b8d
 def health_shares(flags:list)->dict:
     "{flag: share of the examples raising it} from `answer_health`'s output."
     return {f: float(np.mean([d[f] for d in flags])) if flags else 0.0 for f in HEALTH_FLAGS}
 
+# %% ../nbs/08_evaluate.ipynb #4cdee8cc
 def items_hist(n_items:list)->dict:
     "{'n': how many prompts held n profile items}, by n."
     return {str(n): c for n, c in sorted(Counter(int(n) for n in n_items).items())}
 
-# %% ../nbs/08_evaluate.ipynb #3d83db93
+# %% ../nbs/08_evaluate.ipynb #90ab5132
 PROFILES = ('own', 'other', 'none')  # whose profile items a prompt holds: the user's, another user's, none
 
 @dataclass
@@ -245,20 +258,29 @@ class EvalGrid:
     def __post_init__(self):
         bad = [p for p in self.profiles if p not in PROFILES]
         if bad: raise ValueError(f"unknown profile(s) {bad}; known: {list(PROFILES)}")
-    def cells(self)->list:
-        "[(retriever, k)], main setting first, no duplicates."
-        cs = [(self.retriever, self.k)] + [(self.retriever, k) for k in self.ks] + [(r, self.k) for r in self.retrievers]
-        return list(dict.fromkeys(cs))
-    def rows_at(self, retriever:str, k:int, n:int, seed:int=0)->list:
-        "Indices of the queries scored at a cell: all at the main cell, a seeded subset of `sweep_n` in the sweeps."
-        if (retriever, k) == (self.retriever, self.k) or self.sweep_n is None or self.sweep_n >= n: return list(range(n))
-        return sorted(random.Random(seed).sample(range(n), self.sweep_n))
-    def profiles_at(self, retriever:str, k:int)->tuple:
-        "Profiles scored at cell (`retriever`, `k`): 'own' everywhere, the ablations at the main cell only."
-        main = (retriever, k) == (self.retriever, self.k)
-        return ('own',) + (tuple(p for p in dict.fromkeys(self.profiles) if p != 'own') if main else ())
 
-# %% ../nbs/08_evaluate.ipynb #09b3c818
+# %% ../nbs/08_evaluate.ipynb #9409908c
+@patch
+def cells(self:EvalGrid)->list:
+    "[(retriever, k)], main setting first, no duplicates."
+    cs = [(self.retriever, self.k)] + [(self.retriever, k) for k in self.ks] + [(r, self.k) for r in self.retrievers]
+    return list(dict.fromkeys(cs))
+
+# %% ../nbs/08_evaluate.ipynb #9c2fb788
+@patch
+def rows_at(self:EvalGrid, retriever:str, k:int, n:int, seed:int=0)->list:
+    "Indices of the queries scored at a cell: all at the main cell, a seeded subset of `sweep_n` in the sweeps."
+    if (retriever, k) == (self.retriever, self.k) or self.sweep_n is None or self.sweep_n >= n: return list(range(n))
+    return sorted(random.Random(seed).sample(range(n), self.sweep_n))
+
+# %% ../nbs/08_evaluate.ipynb #6e5fa9ef
+@patch
+def profiles_at(self:EvalGrid, retriever:str, k:int)->tuple:
+    "Profiles scored at cell (`retriever`, `k`): 'own' everywhere, the ablations at the main cell only."
+    main = (retriever, k) == (self.retriever, self.k)
+    return ('own',) + (tuple(p for p in dict.fromkeys(self.profiles) if p != 'own') if main else ())
+
+# %% ../nbs/08_evaluate.ipynb #53f821c6
 def _prof(r:dict)->str: return r.get('profile') or 'own'  # rows written before the ablation existed are 'own'
 
 @dataclass
@@ -275,21 +297,26 @@ class EvalResults:
         systems = list(dict.fromkeys(r['system'] for r in self.rows))
         return f"EvalResults({len(self.rows)} cells, systems={systems}, main={self.main})"
 
-    def table(self, profile:str|None='own')->pd.DataFrame:
-        "The tidy results table: one row per system × retriever × k with `profile` (None: every profile)."
-        return pd.DataFrame([r for r in self.rows if profile is None or _prof(r) == profile])
+# %% ../nbs/08_evaluate.ipynb #68566822
+@patch
+def table(self:EvalResults, profile:str|None='own')->pd.DataFrame:
+    "The tidy results table: one row per system × retriever × k with `profile` (None: every profile)."
+    return pd.DataFrame([r for r in self.rows if profile is None or _prof(r) == profile])
 
-    def main_table(self)->pd.DataFrame:
-        "The main setting only (own profiles): systems × ROUGE-1/ROUGE-L with CIs."
-        t = self.table()
-        if t.empty: return t
-        return t[(t.retriever == self.main['retriever']) & (t.k == self.main['k'])].reset_index(drop=True)
+# %% ../nbs/08_evaluate.ipynb #a3dbd604
+@patch
+def main_table(self:EvalResults)->pd.DataFrame:
+    "The main setting only (own profiles): systems × ROUGE-1/ROUGE-L with CIs."
+    t = self.table()
+    if t.empty: return t
+    return t[(t.retriever == self.main['retriever']) & (t.k == self.main['k'])].reset_index(drop=True)
 
-# %% ../nbs/08_evaluate.ipynb #65f9e879
-def _per_example(self:EvalResults, system, retriever, k, metric, profile='own')->dict:
-    return {e['id']: e[metric] for e in self.examples
+# %% ../nbs/08_evaluate.ipynb #43af017c
+def _per_example(res:EvalResults, system, retriever, k, metric, profile='own')->dict:
+    return {e['id']: e[metric] for e in res.examples
             if e['system'] == system and e['retriever'] == retriever and e['k'] == k and _prof(e) == profile}
 
+@patch
 def deltas(self:EvalResults, main_only:bool=True)->pd.DataFrame:
     "Paired bootstrap CIs of `reference` minus each other system (per cell, own profiles; main setting only by default)."
     rows = []
@@ -309,11 +336,11 @@ def deltas(self:EvalResults, main_only:bool=True)->pd.DataFrame:
                 rows.append(dict(retriever=ret, k=k, metric=m, system=self.reference, baseline=s, n=len(ids),
                                  delta=d, lo=lo, hi=hi, significant=bool(lo > 0 or hi < 0)))
     return pd.DataFrame(rows)
-EvalResults.deltas = deltas
 
-# %% ../nbs/08_evaluate.ipynb #192054f8
+# %% ../nbs/08_evaluate.ipynb #1d10c883
 _CONTRASTS = ('other', 'none')
 
+@patch
 def personalization(self:EvalResults)->pd.DataFrame:
     "Per system and metric at the main cell: own minus other / none profile, with paired bootstrap 95% CIs."
     ret, k = self.main.get('retriever'), self.main.get('k')
@@ -332,20 +359,20 @@ def personalization(self:EvalResults)->pd.DataFrame:
                 rows.append(dict(system=s, metric=m, contrast=f'own-{p}', n=len(ids), own=float(np.mean(a)), ablated=float(np.mean(b)),
                                  delta=d, lo=lo, hi=hi, significant=bool(lo > 0 or hi < 0)))
     return pd.DataFrame(rows, columns=cols)
-EvalResults.personalization = personalization
 
-# %% ../nbs/08_evaluate.ipynb #9c2bbc68
+# %% ../nbs/08_evaluate.ipynb #962dfaa5
+@patch
 def health(self:EvalResults)->pd.DataFrame:
     "Answer health of every cell: the share of answers raising each flag of `HEALTH_FLAGS`, and the mean items in the prompt."
     cols = ['system', 'retriever', 'k', 'profile', 'n', *HEALTH_FLAGS, 'items_mean']
     return pd.DataFrame([dict(system=r['system'], retriever=r['retriever'], k=r['k'], profile=_prof(r), n=r.get('n'),
                               **{f: (r.get('health') or {}).get(f, np.nan) for f in HEALTH_FLAGS}, items_mean=r.get('items_mean', np.nan))
                          for r in self.rows], columns=cols)
-EvalResults.health = health
 
-# %% ../nbs/08_evaluate.ipynb #cd8c0354
+# %% ../nbs/08_evaluate.ipynb #883eeac1
 _PALETTE = dict(zero_shot='#8c8c8c', rag='#1f77b4', reason='#ff7f0e', prlm='#d62728', copy_top1='#2ca02c', first_words='#9467bd')
 
+@patch
 def fig_k(self:EvalResults, metric:str='rouge-L'):
     "Plotly figure: `metric` vs k for every system (main retriever), with 95% CI error bars."
     import plotly.graph_objects as go
@@ -361,6 +388,8 @@ def fig_k(self:EvalResults, metric:str='rouge-L'):
                       xaxis=dict(type='log', tickvals=sorted(t.k.unique().tolist()) if not t.empty else None), height=420)
     return fig
 
+# %% ../nbs/08_evaluate.ipynb #2e0de1ca
+@patch
 def fig_retriever(self:EvalResults, metric:str='rouge-L'):
     "Plotly figure: `metric` per retriever for every system (main k), grouped bars with 95% CIs."
     import plotly.graph_objects as go
@@ -374,11 +403,11 @@ def fig_retriever(self:EvalResults, metric:str='rouge-L'):
     fig.update_layout(barmode='group', title=f"{metric.upper()} per retriever (k={self.main.get('k')})",
                       xaxis_title='retriever', yaxis_title=metric.upper(), template='plotly_white', height=420)
     return fig
-EvalResults.fig_k, EvalResults.fig_retriever = fig_k, fig_retriever
 
-# %% ../nbs/08_evaluate.ipynb #d4d5b648
+# %% ../nbs/08_evaluate.ipynb #7080efbc
 _PROFILE_COLORS = dict(own='#1f77b4', other='#ff7f0e', none='#8c8c8c')
 
+@patch
 def fig_personalization(self:EvalResults, metric:str='rouge-L'):
     "Plotly figure: `metric` per system with its own profile, another user's and none (main cell), grouped bars with 95% CIs."
     import plotly.graph_objects as go
@@ -397,11 +426,11 @@ def fig_personalization(self:EvalResults, metric:str='rouge-L'):
                       f"(retriever {main[0]}, k={main[1]})", xaxis_title='system', yaxis_title=metric.upper(),
                       legend_title='profile', template='plotly_white', height=420)
     return fig
-EvalResults.fig_personalization = fig_personalization
 
-# %% ../nbs/08_evaluate.ipynb #26202a57
+# %% ../nbs/08_evaluate.ipynb #4b16bf87
 def _fmt_ci(r, m): return f"{r[m]:.4f} [{r[m+'_lo']:.4f}, {r[m+'_hi']:.4f}]"
 
+@patch
 def summary_table(self:EvalResults)->pd.DataFrame:
     "Main setting, formatted: system × 'ROUGE-1 [95% CI]', 'ROUGE-L [95% CI]'."
     t = self.main_table()
@@ -410,8 +439,10 @@ def summary_table(self:EvalResults)->pd.DataFrame:
                          'ROUGE-1 [95% CI]': [_fmt_ci(r, 'rouge-1') for _, r in t.iterrows()],
                          'ROUGE-L [95% CI]': [_fmt_ci(r, 'rouge-L') for _, r in t.iterrows()]})
 
+# %% ../nbs/08_evaluate.ipynb #3eeebcfb
+@patch
 def _repr_html_(self:EvalResults)->str:
-    t = summary_table(self)
+    t = self.summary_table()
     if t.empty: return '<p>EvalResults: no cells evaluated</p>'
     out = (f"<p><b>Main setting</b>: retriever <code>{self.main['retriever']}</code>, k={self.main['k']}; {len(self.rows)} cells in all.</p>"
            + t.to_html(index=False, escape=True))
@@ -429,30 +460,26 @@ def _repr_html_(self:EvalResults)->str:
                 + h.drop(columns=['retriever', 'k']).to_html(index=False, escape=True, float_format=lambda x: f'{x:.2f}'))
     return out
 
+# %% ../nbs/08_evaluate.ipynb #a7f45d51
+@patch
 def save(self:EvalResults, out_dir):
     "Write `results.json` (rows, main) and `examples.jsonl` (per-example) atomically into `out_dir`."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_dir/'examples.jsonl', ''.join(json.dumps(e)+'\n' for e in self.examples))
-    meta = dict(rows=self.rows, main=self.main, reference=self.reference, n_boot=self.n_boot, seed=self.seed)
-    _atomic_write(out_dir/'results.json', json.dumps(meta, indent=1))
+    atomic_write(out_dir/'examples.jsonl', ''.join(json.dumps(e)+'\n' for e in self.examples))
+    atomic_write_json(out_dir/'results.json', dict(rows=self.rows, main=self.main, reference=self.reference, n_boot=self.n_boot, seed=self.seed))
     return out_dir
 
+# %% ../nbs/08_evaluate.ipynb #4a246d06
 def load_results(out_dir)->EvalResults:
     "Load what `EvalResults.save` wrote (rows and examples from before the ablation are 'own')."
     out_dir = Path(out_dir)
     meta = json.loads((out_dir/'results.json').read_text())
-    ex = [json.loads(l) for l in (out_dir/'examples.jsonl').read_text().splitlines() if l.strip()]
+    if not (out_dir/'examples.jsonl').exists(): raise FileNotFoundError(f"{out_dir/'examples.jsonl'}: missing (EvalResults.save writes it)")
+    ex = read_jsonl(out_dir/'examples.jsonl', strict=True)
     for r in meta.get('rows', []) + ex: r.setdefault('profile', 'own')
     return EvalResults(examples=ex, **meta)
 
-def _atomic_write(path, text:str):
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
-    with os.fdopen(fd, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
-    os.chmod(tmp, 0o644); os.replace(tmp, path)
-
-EvalResults.summary_table, EvalResults._repr_html_, EvalResults.save = summary_table, _repr_html_, save
-EvalResults.load = staticmethod(load_results)
+patch_to(EvalResults, static_method=True, nm='load')(load_results)  # EvalResults.load(out_dir)
 
 # %% ../nbs/08_evaluate.ipynb #acf59d56
 def _retrievers(grid:EvalGrid, retriever_kw:dict|None)->dict:
@@ -485,12 +512,8 @@ def _load_model(policy, adapter=None):
 
 # %% ../nbs/08_evaluate.ipynb #117de615
 def _save_ds(ds, path):
-    "`ds.save_to_disk(path)`, replacing what was there only once the new copy is complete."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    shutil.rmtree(tmp, ignore_errors=True)
-    ds.save_to_disk(str(tmp))
-    shutil.rmtree(path, ignore_errors=True); os.replace(tmp, path)
+    "`ds.save_to_disk(path)`, replacing what was there only once the new copy is complete (`prlm.utils.atomic_dir`)."
+    atomic_dir(path, lambda tmp: ds.save_to_disk(str(tmp)))
 
 def _other_profiles(ds, retriever, k:int, seed:int, path):
     "`ds` with every row's profile swapped for another user's (`prlm.data.swap_profiles`), retrieved, saved to `path`; None if it cannot be."

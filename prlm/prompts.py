@@ -64,6 +64,7 @@ def labelled(text_label: str, # label of the item's input side, e.g. 'Abstract'
         return s
     return f
 
+# %% ../nbs/02_prompts.ipynb #5411fbf0
 def _prlm(text_label, output_label=None, singular='output') -> TaskPrompt:
     "PrLM's message: the items, the request, and the format described with the tags (no example answer to copy)."
     fmt = ' ' + REASON_INSTRUCTION + ' ' + FORMAT_LINE.format(plural=_OUTPUTS[singular], singular=singular)
@@ -120,6 +121,7 @@ class PromptTemplate:
         return (f"**{self.name}**: {self.doc} ({sysl}; profile: {self.use_profile}; reasoning: {self.reasoning}{'; assistant turn prefilled with `' + self.prefill + '`' if self.prefill else ''})\n\n"
                 f"| task | one item |\n|---|---|\n{rows}")
 
+# %% ../nbs/02_prompts.ipynb #82c708b2
 TEMPLATES: dict[str, PromptTemplate] = {
     'prlm': PromptTemplate('prlm', _PRLM, SYSTEM_PROMPT, True, True, "PrLM: profile items, then the request; reason, then answer",
                            prefill='<think>'),

@@ -4,18 +4,22 @@
 
 # %% ../nbs/01_retrieve.ipynb #3a8f9cfe
 from __future__ import annotations
-import hashlib, math, os, json, re, uuid, warnings, random as _random
+import hashlib, math, json, re, uuid, warnings
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
+import datasets
 import numpy as np
-import pyarrow as pa, pyarrow.compute as pc
+from fastcore.basics import patch
 from tqdm.auto import tqdm
+from .utils import atomic_write
 
 # %% auto #0
 __all__ = ['TEXT_ONLY_TASKS', 'RETRIEVERS', 'BGE_QUERY_PREFIX', 'BGE_QUERY_PREFIX_ZH', 'RETRIEVED_FEATURE', 'item_text',
            'Retriever', 'register_retriever', 'get_retriever', 'NoneRetriever', 'RecencyRetriever', 'RandomRetriever',
-           'BM25Retriever', 'norm_text', 'BM25NormRetriever', 'EmbeddingCache', 'DenseRetriever', 'retrieve_dataset',
-           'retrieved_items']
+           'okapi_idf', 'OkapiIndex', 'bm25_exact', 'bm25_engine', 'BM25Retriever', 'norm_text', 'BM25NormRetriever',
+           'EmbeddingCache', 'DenseRetriever', 'retrieve_dataset', 'retrieved_items']
 
 # %% ../nbs/01_retrieve.ipynb #f5486a42
 TEXT_ONLY_TASKS = frozenset({'LaMP-2', 'LaMP-2N', 'LaMP-3', 'LaMP-6', 'LaMP-7'})
@@ -94,8 +98,6 @@ class NoneRetriever(Retriever):
     def _one(self, query, profile, k, task, qid): return []
 
 # %% ../nbs/01_retrieve.ipynb #d2c0cc6d
-from datetime import datetime
-
 def _date_key(d) -> tuple|None:
     "Sortable key of a date string, or None when it has no parsable date."
     if d is None: return None
@@ -106,6 +108,7 @@ def _date_key(d) -> tuple|None:
     try: return datetime.fromisoformat(s.replace('Z', '+00:00')).timetuple()[:6]
     except ValueError: return None
 
+# %% ../nbs/01_retrieve.ipynb #d0f55eb4
 @register_retriever
 class RecencyRetriever(Retriever):
     "Newest items first (by `date`; profile order, last = newest, where dates are missing)."
@@ -132,285 +135,63 @@ class RandomRetriever(Retriever):
         rng = np.random.default_rng(_stable_seed(self.seed, qid if qid is not None else query))
         return _top_k(rng.random(len(profile)), k)
 
-# %% ../nbs/01_retrieve.ipynb #ab749d04
-def _split_arrow(texts:list[str]) -> tuple[np.ndarray, np.ndarray, pa.Array]:
-    "Whitespace-tokenise `texts` like `str.split()`: (term id of each token, text index of each token, vocabulary)."
-    big = sum(map(len, texts)) >= 2**29                  # int32 offsets are faster; large_string past ~0.5 GB
-    toks = pc.utf8_split_whitespace(pa.array(texts, type=pa.large_string() if big else pa.string()))
-    flat = toks.flatten()
-    parent = pc.list_parent_indices(toks).to_numpy(zero_copy_only=False).astype(np.int64)
-    enc = pc.dictionary_encode(flat)
-    ids = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    empty = pc.index_in(pa.scalar('', enc.dictionary.type), value_set=enc.dictionary).as_py()
-    if empty is not None:                        # arrow yields '' for leading/trailing whitespace; str.split() does not
-        keep = ids != empty
-        ids, parent = ids[keep], parent[keep]
-    return ids, parent, enc.dictionary
+# %% ../nbs/01_retrieve.ipynb #138f98fc
+def okapi_idf(docs: list[list[str]], # the profile's items, as tokens
+              epsilon: float = 0.25, # a negative idf becomes `epsilon` times the mean idf
+             ) -> dict[str, float]:
+    "rank_bm25's BM25Okapi idf of every term of a profile."
+    n, df = len(docs), Counter(t for d in docs for t in set(d))
+    idf = {t: math.log(n - f + 0.5) - math.log(f + 0.5) for t, f in df.items()}
+    floor = epsilon * sum(idf.values()) / len(idf) if idf else 0.0
+    return {t: v if v >= 0 else floor for t, v in idf.items()}
 
-# %% ../nbs/01_retrieve.ipynb #585c9e43
-class _TermCounts:
-    "Per-text bag of words of a batch of texts: flat `term`, `tf` arrays; text i owns `[start[i], start[i+1])`."
-    def __init__(self, texts:list[str]):
-        ids, parent, vocab = _split_arrow(texts)
-        self.n_terms = len(vocab)
-        self.length = np.bincount(parent, minlength=len(texts))           # tokens per text
-        key = (parent << 32) | ids                                          # (text, term), sorted by text then term
-        key.sort()
-        first = np.ones(key.size, bool)
-        if key.size: np.not_equal(key[1:], key[:-1], out=first[1:])
-        pos = np.flatnonzero(first)
-        self.tf = np.empty(pos.size, np.int64)
-        if pos.size: self.tf[:-1] = pos[1:] - pos[:-1]; self.tf[-1] = key.size - pos[-1]
-        uk = key[pos]
-        self.term = uk & 0xFFFFFFFF
-        self.start = np.searchsorted(uk >> 32, np.arange(len(texts) + 1))
+# %% ../nbs/01_retrieve.ipynb #935ae189
+class OkapiIndex:
+    "rank_bm25's BM25Okapi over one profile, written out (LaMP's BM25)."
+    def __init__(self, docs: list[list[str]], # the profile's items, as tokens
+                 k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25, # rank_bm25's parameters
+                ):
+        self.k1, self.tfs, self.idf = k1, [Counter(d) for d in docs], okapi_idf(docs, epsilon)
+        lens = np.array([len(d) for d in docs], float)
+        avgdl = lens.sum() / len(docs) if len(docs) else 0.0
+        self.norm = k1 * (1 - b + b * lens / avgdl) if avgdl else None   # None: no tokens at all, every score is 0
 
-    def gather(self, rows:np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        "(item index, term, tf) of the pairs of the texts `rows` (item i = rows[i])."
-        a, b = self.start[rows], self.start[rows + 1]
-        cnt = b - a
-        tot = int(cnt.sum())
-        item = np.repeat(np.arange(len(rows)), cnt)
-        idx = np.arange(tot) - np.repeat(np.cumsum(cnt) - cnt - a, cnt)
-        return item, self.term[idx], self.tf[idx]
+# %% ../nbs/01_retrieve.ipynb #3c0842a5
+@patch
+def scores(self: OkapiIndex,
+           query: list[str], # the query's tokens
+          ) -> np.ndarray:
+    "BM25Okapi score of every item of the profile for `query`."
+    out = np.zeros(len(self.tfs))
+    if self.norm is None: return out
+    for t in query:
+        if t not in self.idf: continue
+        f = np.array([c[t] for c in self.tfs], float)
+        out += self.idf[t] * (f * (self.k1 + 1) / (f + self.norm))
+    return out
 
-# %% ../nbs/01_retrieve.ipynb #8bee1037
-def _okapi_weights(tc:_TermCounts, rows:np.ndarray, k1=1.5, b=0.75, epsilon=0.25):
-    "(item, term, weight) of BM25Okapi over the profile made of texts `rows` (rank_bm25's formulas)."
-    n = len(rows)
-    item, term, tf = tc.gather(rows)
-    lens = tc.length[rows]
-    if term.size == 0: return item, term, np.zeros(0)
-    df = np.bincount(term, minlength=tc.n_terms)
-    voc = np.flatnonzero(df)
-    idf = np.zeros(tc.n_terms)
-    idf[voc] = np.log(n - df[voc] + 0.5) - np.log(df[voc] + 0.5)
-    neg = voc[idf[voc] < 0]
-    idf[neg] = epsilon * idf[voc].mean()
-    avgdl = lens.sum() / n
-    return item, term, idf[term] * (tf * (k1 + 1) / (tf + k1 * (1 - b + b * lens[item] / avgdl)))
+# %% ../nbs/01_retrieve.ipynb #a83a1fee
+def bm25_exact(profiles: list[list[str]], # the item texts of each profile
+               queries: list[str], # the query texts
+               qgroup: Sequence[int], # the profile of each query (a profile's queries next to each other)
+               k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25, # rank_bm25's parameters
+              ) -> list[np.ndarray]:
+    "The scores of each query against the items of its profile: the readable engine."
+    out, cur, index = [], None, None
+    for q, g in zip(queries, qgroup):
+        if g != cur: cur, index = g, OkapiIndex([t.split() for t in profiles[g]], k1, b, epsilon)
+        out.append(index.scores(q.split()))
+    return out
 
-def _okapi_scores(index, n:int, qterm:np.ndarray, qtf:np.ndarray, n_terms:int) -> np.ndarray:
-    "Scores of all `n` items for a query given as (term, count) -- repeated query tokens count, as in rank_bm25."
-    item, term, w = index
-    if w.size == 0 or qterm.size == 0: return np.zeros(n)
-    qw = np.zeros(n_terms); qw[qterm] = qtf
-    return np.bincount(item, weights=w * qw[term], minlength=n)
-
-# %% ../nbs/01_retrieve.ipynb #4b218212
-try: import numba
-except ImportError: numba = None      # then BM25 runs on the Arrow path above (same scores, ~2x slower)
-
-# numba caches compiled kernels next to the module (prlm/__pycache__); a notebook has no file to cache them by
-_njit = numba.njit(cache='__file__' in globals()) if numba else (lambda f: f)
-
-# byte classes: 0 part of a token, 1 ASCII whitespace of str.split(), 2 lead byte of a possible non-ASCII whitespace
-_BYTE_CLASS = np.zeros(256, np.uint8)
-_BYTE_CLASS[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = 1
-_BYTE_CLASS[[0xC2, 0xE1, 0xE2, 0xE3]] = 2
-
-@_njit
-def _ws_len(data, i, end):
-    "Byte length of the non-ASCII whitespace at data[i] (U+0085, U+00A0, U+1680, U+2000-200A, U+2028/9, U+202F, U+205F, U+3000), else 0."
-    c = data[i]
-    if c == 0xC2: return 2 if i + 1 < end and (data[i + 1] == 0x85 or data[i + 1] == 0xA0) else 0
-    if i + 2 >= end: return 0
-    c1, c2 = data[i + 1], data[i + 2]
-    if c == 0xE1: return 3 if c1 == 0x9A and c2 == 0x80 else 0
-    if c == 0xE3: return 3 if c1 == 0x80 and c2 == 0x80 else 0
-    if c1 == 0x80 and (c2 <= 0x8A or c2 == 0xA8 or c2 == 0xA9 or c2 == 0xAF): return 3
-    return 3 if c1 == 0x81 and c2 == 0x9F else 0
-
-@_njit
-def _log2(n):
-    b = 0
-    while (1 << (b + 1)) <= n: b += 1
-    return b
-
-@_njit
-def _mix(h):
-    h ^= h >> np.uint64(33); h *= np.uint64(0xff51afd7ed558ccd); h ^= h >> np.uint64(33)
-    h *= np.uint64(0xc4ceb9fe1a85ec53); h ^= h >> np.uint64(33)
-    return h
-
-@_njit
-def _stop_byte(w):
-    "Index of the first byte < 0x21 or >= 0x80 in the little-endian 8-byte word `w` (8 when there is none)."
-    m = (((w - np.uint64(0x2121212121212121)) & ~w) | w) & np.uint64(0x8080808080808080)
-    if m == 0: return 8
-    return np.int64(((((m & (~m + np.uint64(1))) >> np.uint64(7)) * np.uint64(0x0001020304050607)) >> np.uint64(56)))
-
-@_njit
-def _nb_count_texts(data, d64, offsets, cls, t, tab, t_hash, t_off, ls, vbuf, vlen, n_terms, n_pairs, term, tf, start, length):
-    "Count texts t, t+1, ... until the term table could pass half load; returns (next text, n_terms, n_pairs, vlen)."
-    cap = tab.size // 2; mask = cap - 1; shift = np.uint64(64 - _log2(cap))
-    n_texts = offsets.size - 1
-    while t < n_texts:
-        i = offsets[t]; end = offsets[t + 1]
-        bound = (end - i + 1) // 2                   # at most this many new terms in this text
-        if 2 * (n_terms + bound) >= cap or vlen + (end - i) > vbuf.size: break
-        ntok = 0
-        while i < end:
-            c = data[i]; k = cls[c]
-            if k == 1: i += 1; continue
-            if k == 2:
-                w = _ws_len(data, i, end)
-                if w: i += w; continue
-            s = i; L = 0; key = np.uint64(0)
-            if s + 8 <= end:                         # fast path: an ASCII token of < 16 bytes ended by ASCII whitespace
-                w = d64[s]                           # the next 8 bytes, little-endian
-                p = _stop_byte(w)
-                if p < 8:
-                    e = data[s + p]
-                    if e < 128 and cls[e] == 1:
-                        L = p; key = w & ((np.uint64(1) << np.uint64(8 * p)) - np.uint64(1)); i = s + p + 1
-                elif s + 16 <= end:                  # the same on the next 8 bytes (keys as the slow path makes them)
-                    w2 = d64[s + 8]
-                    p = _stop_byte(w2)
-                    if p < 8:
-                        e = data[s + 8 + p]
-                        if e < 128 and cls[e] == 1:
-                            L = 8 + p; i = s + L + 1
-                            h = w * np.uint64(0x9E3779B97F4A7C15)
-                            if p == 0: key = h
-                            else: key = _mix(h ^ (w2 & ((np.uint64(1) << np.uint64(8 * p)) - np.uint64(1))) ^ np.uint64(L))
-            if L == 0:
-                v = np.uint64(0); h = np.uint64(0)
-                while True:                          # the token: pack 8 bytes at a time into v (little-endian), fold into h
-                    v |= np.uint64(c) << np.uint64(8 * ((i - s) & 7))
-                    i += 1
-                    if (i - s) & 7 == 0: h = (h ^ v) * np.uint64(0x9E3779B97F4A7C15); v = np.uint64(0)
-                    if i >= end: break
-                    c = data[i]; k = cls[c]
-                    if k == 1 or (k == 2 and _ws_len(data, i, end)): break
-                L = i - s
-                if L < 8: key = v                    # exact: the bytes themselves (with L)
-                elif L == 8: key = h                 # exact: the 8 bytes times an odd constant
-                else: key = _mix(h ^ v ^ np.uint64(L))   # a hash: equal keys are then compared byte by byte
-            hh = (key ^ np.uint64(L)) * np.uint64(0x9E3779B97F4A7C15)
-            j = np.int64(hh >> shift)
-            while True:                              # open addressing, linear probing
-                meta = np.int64(tab[2 * j + 1])
-                if meta < 0: tid = -1; break
-                tid = meta >> 32
-                if tab[2 * j] == key and (meta & 0xFFFFFFFF) == L:
-                    if L <= 8: break
-                    a = t_off[tid]; same = True
-                    for x in range(L):
-                        if vbuf[a + x] != data[s + x]: same = False; break
-                    if same: break
-                j = (j + 1) & mask
-            if tid < 0:                              # a new term
-                tid = n_terms; n_terms += 1
-                tab[2 * j] = key; tab[2 * j + 1] = np.uint64((tid << 32) | L); t_hash[tid] = hh; ls[2 * tid] = -1
-                if L > 8:
-                    for x in range(L): vbuf[vlen + x] = data[s + x]
-                    t_off[tid] = vlen; vlen += L
-            if ls[2 * tid] != t:                     # first time in this text: a new (term, tf) pair
-                ls[2 * tid] = t; ls[2 * tid + 1] = n_pairs; term[n_pairs] = tid; tf[n_pairs] = 1; n_pairs += 1
-            else:
-                tf[ls[2 * tid + 1]] += 1
-            ntok += 1
-        length[t] = ntok; start[t + 1] = n_pairs
-        t += 1
-    return t, n_terms, n_pairs, vlen
-
-@_njit
-def _nb_term_counts(data, d64, offsets, cls):
-    "Per-text bag of words of UTF-8 texts: (start, term, tf, length, n_terms); text i owns pairs [start[i], start[i+1])."
-    n_texts = offsets.size - 1
-    max_pairs = (offsets[-1] - offsets[0]) // 2 + n_texts + 1
-    term = np.empty(max_pairs, np.int32); tf = np.empty(max_pairs, np.int32)
-    start = np.zeros(n_texts + 1, np.int64); length = np.zeros(n_texts, np.int64)
-    cap = 1 << 14
-    tab = np.full(2 * cap, np.uint64(0xFFFFFFFFFFFFFFFF), np.uint64)   # slot j: key, (term id << 32 | length); all ones = empty
-    t_hash = np.empty(cap // 2, np.uint64); t_off = np.empty(cap // 2, np.int64)
-    ls = np.empty(cap, np.int64)                     # per term: the last text it was seen in, its pair there
-    vbuf = np.empty(1 << 16, np.uint8)               # bytes of the terms longer than 8 bytes
-    t = 0; n_terms = 0; n_pairs = 0; vlen = 0
-    while True:
-        t, n_terms, n_pairs, vlen = _nb_count_texts(data, d64, offsets, cls, t, tab, t_hash, t_off, ls, vbuf, vlen, n_terms,
-                                                    n_pairs, term, tf, start, length)
-        if t >= n_texts: break
-        need = n_terms + (offsets[t + 1] - offsets[t] + 1) // 2
-        while 2 * need >= cap: cap *= 2
-        if 2 * cap > tab.size:                       # grow the table and rehash
-            mask = cap - 1; shift = np.uint64(64 - _log2(cap))
-            old = tab
-            tab = np.full(2 * cap, np.uint64(0xFFFFFFFFFFFFFFFF), np.uint64)
-            for jj in range(old.size // 2):
-                meta = np.int64(old[2 * jj + 1])
-                if meta >= 0:
-                    j = np.int64(t_hash[meta >> 32] >> shift)
-                    while np.int64(tab[2 * j + 1]) >= 0: j = (j + 1) & mask
-                    tab[2 * j] = old[2 * jj]; tab[2 * j + 1] = old[2 * jj + 1]
-            m = cap // 2 - t_hash.size
-            t_hash = np.concatenate((t_hash, np.empty(m, np.uint64))); t_off = np.concatenate((t_off, np.empty(m, np.int64)))
-            ls = np.concatenate((ls, np.empty(2 * m, np.int64)))
-        if vlen + offsets[t + 1] - offsets[t] > vbuf.size:
-            vbuf = np.concatenate((vbuf, np.empty(vbuf.size + offsets[t + 1] - offsets[t], np.uint8)))
-    return start, term[:n_pairs].copy(), tf[:n_pairs].copy(), length, n_terms
-
-def _count_terms(texts:list[str]):
-    "`_nb_term_counts` of Python strings (their UTF-8 bytes via Arrow, no copy per text)."
-    arr = pa.array(texts, type=pa.large_string())
-    _, ob, db = arr.buffers()
-    off = np.frombuffer(ob, np.int64, len(arr) + 1)
-    data = np.frombuffer(db, np.uint8) if db is not None and db.size else np.zeros(1, np.uint8)
-    d64 = np.ndarray(shape=(max(0, data.size - 7),), dtype='<u8', buffer=data, strides=(1,))   # unaligned 8-byte words
-    return _nb_term_counts(data, d64, off, _BYTE_CLASS)
-
-# %% ../nbs/01_retrieve.ipynb #471d9805
-@_njit
-def _nb_okapi(start, term, tf, length, n_terms, prows, poff, qrows, qgroup, k1, b, eps):
-    "BM25Okapi scores (rank_bm25's formulas) of query q against the profile of its group `qgroup[q]` (groups in order); flat, with offsets."
-    n_q = qrows.size
-    qoff = np.zeros(n_q + 1, np.int64)
-    for q in range(n_q): g = qgroup[q]; qoff[q + 1] = qoff[q] + poff[g + 1] - poff[g]
-    out = np.zeros(qoff[-1], np.float64)
-    df = np.zeros(n_terms, np.int64); qw = np.zeros(n_terms, np.float64); touched = np.empty(n_terms, np.int64)
-    n_max = 0
-    for g in range(poff.size - 1): n_max = max(n_max, poff[g + 1] - poff[g])
-    hist = np.zeros(n_max + 1, np.int64)             # how many terms have each df
-    q = 0
-    for g in range(poff.size - 1):
-        n = poff[g + 1] - poff[g]
-        nt = 0; tot = 0
-        for r in prows[poff[g]:poff[g + 1]]:         # df of every term of the profile, and its total length
-            tot += length[r]
-            for p in range(start[r], start[r + 1]):
-                u = term[p]
-                if df[u] == 0: touched[nt] = u; nt += 1
-                df[u] += 1
-        if nt > 0:
-            for x in range(nt): hist[df[touched[x]]] += 1
-            s = 0.0                                  # sum of idf over the vocabulary: one log per distinct df value
-            for d in range(1, n + 1):
-                if hist[d]: s += hist[d] * (np.log(n - d + 0.5) - np.log(d + 0.5)); hist[d] = 0
-            floor = eps * (s / nt)                   # epsilon times the mean idf over the profile's vocabulary
-            avgdl = tot / n
-            while q < n_q and qgroup[q] == g:
-                qr = qrows[q]
-                for p in range(start[qr], start[qr + 1]):   # query weights: idf (floored) times the token's count
-                    u = term[p]; d = df[u]
-                    if d > 0:
-                        idf = np.log(n - d + 0.5) - np.log(d + 0.5)
-                        qw[u] = (floor if idf < 0 else idf) * tf[p]
-                o = qoff[q]
-                for i in range(n):
-                    r = prows[poff[g] + i]
-                    norm = k1 * (1 - b + b * length[r] / avgdl)
-                    sc = 0.0
-                    for p in range(start[r], start[r + 1]):
-                        w = qw[term[p]]
-                        if w != 0.0: f = tf[p]; sc += w * (f * (k1 + 1) / (f + norm))
-                    out[o + i] = sc
-                for p in range(start[qr], start[qr + 1]): qw[term[p]] = 0.0
-                q += 1
-        else:                                        # every item empty: all scores 0
-            while q < n_q and qgroup[q] == g: q += 1
-        for x in range(nt): df[touched[x]] = 0
-    return out, qoff
+# %% ../nbs/01_retrieve.ipynb #28856ccc
+def bm25_engine(name: str|None = None, # 'exact' (`bm25_exact`), 'numba' or 'arrow' (`prlm.bm25_fast`); None: the fastest installed
+               ) -> Callable:
+    "A BM25 engine (a function with `bm25_exact`'s signature and scores) by name."
+    if name == 'exact': return bm25_exact
+    from prlm.bm25_fast import FAST_ENGINES, default_engine   # lazily: bm25_fast builds on this module (see above)
+    name = name or default_engine()
+    if name not in FAST_ENGINES: raise ValueError(f"unknown BM25 engine {name!r}; choose from {['exact', *FAST_ENGINES]}")
+    return FAST_ENGINES[name]
 
 # %% ../nbs/01_retrieve.ipynb #f3b4f48b
 def _profile_key(texts:list[str]) -> tuple: return tuple(texts)   # a dict key: equal profiles share one index
@@ -422,9 +203,10 @@ def _item_texts(profile:list, task:str|None) -> list[str]:
         return [f"{o} {x}" if (o := it.get('output')) and (x := it['text']) else (o or it['text'] or '') for it in profile]
     except (KeyError, TypeError, AttributeError): return [item_text(it, task) for it in profile]   # its clear errors
 
+# %% ../nbs/01_retrieve.ipynb #37d41617
 @register_retriever
 class BM25Retriever(Retriever):
-    "rank_bm25's BM25Okapi (LaMP's BM25), computed in batches; or a `bm25s` variant with `backend='bm25s'`."
+    "rank_bm25's BM25Okapi (LaMP's BM25), computed in batches by a BM25 engine; or a `bm25s` variant with `backend='bm25s'`."
     name = 'bm25'
     def __init__(self, k1:float=1.5, # term-frequency saturation
                  b:float=0.75, # length normalisation
@@ -433,85 +215,66 @@ class BM25Retriever(Retriever):
                  method:str='lucene', # bm25s scoring variant when backend='bm25s': robertson, lucene, atire, bm25l, bm25+
                  task:str|None=None, # default task for `item_text`
                  chunk_chars:int=20_000_000, # max characters of profile text tokenised in one go
-                 compiled:bool|None=None, # numba kernels (default: when numba is installed), else the Arrow engine
+                 engine:str|None=None, # 'numba', 'arrow' or 'exact' (`bm25_engine`); None: the fastest installed
                 ):
         super().__init__(task)
         if backend not in ('prlm', 'bm25s'): raise ValueError(f"backend must be 'prlm' or 'bm25s', got {backend!r}")
         self.k1, self.b, self.epsilon, self.backend, self.method, self.chunk_chars = k1, b, epsilon, backend, method, chunk_chars
-        if compiled and numba is None: raise ImportError("compiled=True needs numba (pip install numba)")
-        self.compiled = numba is not None if compiled is None else bool(compiled)
-
-    def retrieve_batch(self, queries, profiles, k=5, tasks=None, qids=None, progress=False):
-        n = len(queries)
-        if len(profiles) != n: raise ValueError(f"{n} queries but {len(profiles)} profiles")
-        tasks = tasks or [None]*n
-        docs = [_item_texts(_check_profile(p, f'profile of query {i}'), t or self.task) for i, (p, t) in enumerate(zip(profiles, tasks))]
-        queries = [q if isinstance(q, str) else ('' if q is None else str(q)) for q in queries]
-        groups = {}                                     # distinct profile -> its query rows
-        for i, d in enumerate(docs): groups.setdefault(_profile_key(d), []).append(i)
-        memo = {}                                       # the texts to tokenise: as they are (bm25), normalised (bm25_norm)
-        for rows in groups.values(): docs[rows[0]] = self._texts(docs[rows[0]], memo)
-        queries = self._texts(queries, memo)
-        out = [None] * n
-        score = self._score_chunk_bm25s if self.backend == 'bm25s' else self._score_chunk
-        bar = tqdm(total=n, disable=not progress, desc='bm25')
-        chunk, size = [], 0
-        for rows in groups.values():
-            chunk.append(rows); size += sum(map(len, docs[rows[0]]))
-            if size >= self.chunk_chars:
-                score(chunk, docs, queries, k, out); bar.update(sum(map(len, chunk))); chunk, size = [], 0
-        if chunk: score(chunk, docs, queries, k, out); bar.update(sum(map(len, chunk)))
-        bar.close()
-        return out
+        self._engine = bm25_engine(engine) if backend == 'prlm' else None
+        self.engine = self._engine.__name__.removeprefix('bm25_') if self._engine else None
 
     def _texts(self, texts:list[str], memo:dict) -> list[str]: return texts   # LaMP's tokens: `str.split()` of the text itself
 
-    def _score_chunk(self, chunk, docs, queries, k, out):
-        if self.compiled: return self._score_chunk_nb(chunk, docs, queries, k, out)
-        pos = {}                                        # distinct text -> row in the chunk's _TermCounts
-        prows = [np.fromiter((pos.setdefault(t, len(pos)) for t in docs[rows[0]]), np.int64, len(docs[rows[0]])) for rows in chunk]
-        qrows = [[pos.setdefault(queries[r], len(pos)) for r in rows] for rows in chunk]
-        tc = _TermCounts(list(pos))
-        for rows, pr, qr in zip(chunk, prows, qrows):
-            if not len(pr):
-                for r in rows: out[r] = []
-                continue
-            index = _okapi_weights(tc, pr, self.k1, self.b, self.epsilon)
-            for r, q in zip(rows, qr):
-                a, b = tc.start[q], tc.start[q + 1]
-                out[r] = _top_k(_okapi_scores(index, len(pr), tc.term[a:b], tc.tf[a:b], tc.n_terms), k)
+# %% ../nbs/01_retrieve.ipynb #b1d417cc
+@patch
+def _score_chunk(self: BM25Retriever, chunk, docs, queries, k, out):
+    "Top-k of the queries `chunk` (rows grouped by profile) into `out`, by the engine."
+    rows = [r for rs in chunk for r in rs]
+    scores = self._engine([docs[rs[0]] for rs in chunk], [queries[r] for r in rows],
+                          [g for g, rs in enumerate(chunk) for _ in rs], self.k1, self.b, self.epsilon)
+    for r, s in zip(rows, scores): out[r] = _top_k(s, k)
 
-    def _score_chunk_nb(self, chunk, docs, queries, k, out):
-        texts = [t for rows in chunk for t in docs[rows[0]]]            # the profiles' texts, then the queries
-        n_prof = len(texts)
-        texts += [queries[r] for rows in chunk for r in rows]
-        distinct = dict.fromkeys(texts)                                  # each distinct text is counted once
-        if len(distinct) == len(texts): rows_all = np.arange(len(texts))
-        else:
-            row = {t: i for i, t in enumerate(distinct)}
-            rows_all = np.fromiter(map(row.__getitem__, texts), np.int64, len(texts)); texts = list(distinct)
-        poff = np.zeros(len(chunk) + 1, np.int64); np.cumsum([len(docs[rows[0]]) for rows in chunk], out=poff[1:])
-        qgroup = np.repeat(np.arange(len(chunk)), [len(rows) for rows in chunk])
-        st, term, tf, length, n_terms = _count_terms(texts)
-        scores, qoff = _nb_okapi(st, term, tf, length, n_terms, rows_all[:n_prof], poff, rows_all[n_prof:], qgroup,
-                                 float(self.k1), float(self.b), float(self.epsilon))
-        q = 0
-        for rows in chunk:
-            for r in rows: out[r] = _top_k(scores[qoff[q]:qoff[q + 1]], k); q += 1
+@patch
+def _score_chunk_bm25s(self: BM25Retriever, chunk, docs, queries, k, out):
+    "The same with one `bm25s` index per profile (its `method`)."
+    import bm25s
+    for rows in chunk:
+        d = docs[rows[0]]
+        toks = [t.split() for t in d]
+        if not any(toks):
+            for r in rows: out[r] = _top_k(np.zeros(len(d)), k)
+            continue
+        m = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
+        m.index(toks, show_progress=False)
+        for r in rows:
+            qt = [t for t in queries[r].split() if t in m.vocab_dict]
+            out[r] = _top_k(m.get_scores(qt) if qt else np.zeros(len(d)), k)
 
-    def _score_chunk_bm25s(self, chunk, docs, queries, k, out):
-        import bm25s
-        for rows in chunk:
-            d = docs[rows[0]]
-            toks = [t.split() for t in d]
-            if not any(toks):
-                for r in rows: out[r] = _top_k(np.zeros(len(d)), k)
-                continue
-            m = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
-            m.index(toks, show_progress=False)
-            for r in rows:
-                qt = [t for t in queries[r].split() if t in m.vocab_dict]
-                out[r] = _top_k(m.get_scores(qt) if qt else np.zeros(len(d)), k)
+# %% ../nbs/01_retrieve.ipynb #1594dd38
+@patch
+def retrieve_batch(self: BM25Retriever, queries, profiles, k=5, tasks=None, qids=None, progress=False):
+    "`Retriever.retrieve_batch`: rows grouped by profile, each chunk of `chunk_chars` characters scored at once."
+    n = len(queries)
+    if len(profiles) != n: raise ValueError(f"{n} queries but {len(profiles)} profiles")
+    tasks = tasks or [None]*n
+    docs = [_item_texts(_check_profile(p, f'profile of query {i}'), t or self.task) for i, (p, t) in enumerate(zip(profiles, tasks))]
+    queries = [q if isinstance(q, str) else ('' if q is None else str(q)) for q in queries]
+    groups = {}                                     # distinct profile -> its query rows
+    for i, d in enumerate(docs): groups.setdefault(_profile_key(d), []).append(i)
+    memo = {}                                       # the texts to tokenise: as they are (bm25), normalised (bm25_norm)
+    for rows in groups.values(): docs[rows[0]] = self._texts(docs[rows[0]], memo)
+    queries = self._texts(queries, memo)
+    out = [None] * n
+    score = self._score_chunk_bm25s if self.backend == 'bm25s' else self._score_chunk
+    bar = tqdm(total=n, disable=not progress, desc='bm25')
+    chunk, size = [], 0
+    for rows in groups.values():
+        chunk.append(rows); size += sum(map(len, docs[rows[0]]))
+        if size >= self.chunk_chars:
+            score(chunk, docs, queries, k, out); bar.update(sum(map(len, chunk))); chunk, size = [], 0
+    if chunk: score(chunk, docs, queries, k, out); bar.update(sum(map(len, chunk)))
+    bar.close()
+    return out
 
 # %% ../nbs/01_retrieve.ipynb #1085e1a3
 _NON_WORD = re.compile(r'[\W_]+')
@@ -601,15 +364,9 @@ class EmbeddingCache:
             except OSError as e: return self._off(f"cannot write: {e}")
             for s in shards: s.unlink(missing_ok=True)
     def _write(self, keys, emb):
-        from safetensors.numpy import save_file
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root/f".{uuid.uuid4().hex}.tmp"
-        try:
-            save_file({'keys': np.frombuffer(b''.join(keys), np.uint8).reshape(len(keys), 20),
-                       'emb': np.ascontiguousarray(emb, dtype=np.float32)}, str(tmp))
-            os.replace(tmp, self.root/f"{uuid.uuid4().hex}.safetensors")
-        except BaseException:
-            tmp.unlink(missing_ok=True); raise
+        from safetensors.numpy import save
+        atomic_write(self.root/f"{uuid.uuid4().hex}.safetensors", save({'keys': np.frombuffer(b''.join(keys), np.uint8).reshape(len(keys), 20),
+                                                                         'emb': np.ascontiguousarray(emb, dtype=np.float32)}))
     def missing(self, texts) -> list[str]:
         "Distinct texts not in the cache, in first-seen order."
         return [t for t in dict.fromkeys(texts) if self.key(t) not in self.mem]
@@ -724,8 +481,6 @@ class DenseRetriever(Retriever):
         return out
 
 # %% ../nbs/01_retrieve.ipynb #36f7304a
-import datasets
-
 RETRIEVED_FEATURE = datasets.List({'index': datasets.Value('int64'), 'score': datasets.Value('float64')})
 
 def retrieve_dataset(ds:datasets.Dataset, # rows with `query` and `profile` (and `task`, `id`, `user_id` when present)

@@ -5,13 +5,15 @@
 # %% ../nbs/05_reward_model.ipynb #39254d06
 from __future__ import annotations
 import os, json, re, math, random, shutil, tempfile, time, warnings, copy
+from fastcore.basics import patch
 from pathlib import Path
 from collections import Counter
 import numpy as np
 import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
-from .data import other_users, _atomic_write_json
+from .data import other_users
+from .utils import atomic_dir, atomic_write_json
 from .models import generate_dataset, prepare_tokenizer, embedded_encoder_path, interactive, quiet_trainer, hf_progress_bars, hub_id
 from .prompts import build_prompt, extract_answer, prompt_items
 from .retrieve import get_retriever
@@ -181,7 +183,7 @@ def encode_rm_inputs(tokenizer, # the reward model's tokenizer
     with_p = input_format == 'profile_query_answer'
     if with_p and (profiles is None or len(profiles) != len(queries)):
         raise ValueError(f"input_format {input_format!r} needs one profile per query")
-    ids = lambda xs: tokenizer([x or '' for x in xs], add_special_tokens=False)['input_ids']
+    ids = lambda xs: tokenizer([x or '' for x in xs], add_special_tokens=False, verbose=False)['input_ids']  # cut below, so no length warning
     q, a = ids(queries), ids(answers)
     p = ids(profiles) if with_p else [[]]*len(q)
     cls = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
@@ -198,7 +200,7 @@ def encode_rm_inputs(tokenizer, # the reward model's tokenizer
         else: out.append(head + qi[:room] + mid + ai + mid)
     return out
 
-# %% ../nbs/05_reward_model.ipynb #b9a273a3
+# %% ../nbs/05_reward_model.ipynb #960cce86
 class RewardModel:
     "A trained personalization reward model: `score(queries, answers, profiles=None)` -> np.ndarray."
     def __init__(self, model, tokenizer, input_format:str='query_answer', max_length:int=256, answer_tokens:int=64, path=None):
@@ -230,10 +232,11 @@ class RewardModel:
         return (f"**RewardModel** `{self.path or type(self.model).__name__}`: input `{self.input_format}`, "
                 f"{self.max_length} tokens ({self.answer_tokens} for the answer)" + (f"\n\n| metric | value |\n|---|---|\n{rows}" if rows else ''))
 
-# %% ../nbs/05_reward_model.ipynb #ee3f423f
+# %% ../nbs/05_reward_model.ipynb #e2a90e2c
 _PROFILE_WARNED = set()
 
-def _score(self:RewardModel, queries, answers, profiles=None, batch_size:int=64) -> np.ndarray:
+@patch
+def score(self:RewardModel, queries, answers, profiles=None, batch_size:int=64) -> np.ndarray:
     "Raw scores (logits) for (query, answer) rows; `profiles` (texts, item lists or records) for profile-reading models."
     queries, answers = list(queries), list(answers)
     if self.input_format == 'profile_query_answer':
@@ -245,8 +248,7 @@ def _score(self:RewardModel, queries, answers, profiles=None, batch_size:int=64)
         profiles = [profile_text(p) for p in profiles]
     else: profiles = None
     ids = encode_rm_inputs(self.tokenizer, queries, answers, profiles, self.input_format, self.max_length, self.answer_tokens)
-    out, dev = [], next(self.model.parameters()).device
-    pad = self.tokenizer.pad_token_id or 0
+    dev, pad = next(self.model.parameters()).device, self.tokenizer.pad_token_id or 0
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     res = np.zeros(len(ids), dtype=np.float32)
     for s in range(0, len(order), batch_size):
@@ -257,11 +259,11 @@ def _score(self:RewardModel, queries, answers, profiles=None, batch_size:int=64)
         with torch.no_grad(): res[idx] = self.model(input_ids=x, attention_mask=m).logits[:, 0].float().cpu().numpy()
     return res
 
-def _reward(self:RewardModel, queries, answers, profiles=None, batch_size:int=64) -> np.ndarray:
+# %% ../nbs/05_reward_model.ipynb #52ee78b7
+@patch
+def reward(self:RewardModel, queries, answers, profiles=None, batch_size:int=64) -> np.ndarray:
     "σ(score): the personalization reward in (0, 1)."
     return 1/(1+np.exp(-self.score(queries, answers, profiles, batch_size)))
-
-RewardModel.score, RewardModel.reward = _score, _reward
 
 # %% ../nbs/05_reward_model.ipynb #c575cada
 def split_pairs(pairs:Dataset, # pairs with `user_id` (by='user') or `id` (by='query')
@@ -358,7 +360,32 @@ def _load_backbone(encoder, seed):
     if model.config.pad_token_id is None: model.config.pad_token_id = tok.pad_token_id
     return model, tok
 
-# %% ../nbs/05_reward_model.ipynb #05a8631c
+# %% ../nbs/05_reward_model.ipynb #551e24c7
+def _fit(folder:Path, model, tok, train:Dataset, lr, batch_size, epochs, seed, report_to, bars:bool):
+    "Train `model` on processed pairs (`chosen_ids`/`rejected_ids`) with TRL's `RewardTrainer` in `folder`: (trained model, losses)."
+    from trl import RewardConfig, RewardTrainer
+    steps = math.ceil(len(train) / batch_size) * epochs
+    args = RewardConfig(output_dir=str(folder/'trainer'), learning_rate=lr, per_device_train_batch_size=batch_size,
+                        num_train_epochs=epochs, seed=seed, bf16=False, fp16=False, activation_checkpointing=False,
+                        use_cpu=not torch.cuda.is_available(), report_to=report_to, save_strategy='no',
+                        logging_steps=max(1, int(steps // 20)), max_length=None, disable_tqdm=not bars,
+                        lr_scheduler_type='linear', warmup_steps=0, dataloader_num_workers=0)
+    trainer = quiet_trainer(RewardTrainer(model=model, args=args, train_dataset=train, processing_class=tok))  # no log dicts
+    trainer.train()
+    if (folder/'trainer'/'runs').exists(): (folder/'trainer'/'runs').rename(folder/'runs')  # tracker logs stay with the model
+    shutil.rmtree(folder/'trainer', ignore_errors=True)
+    return trainer.model, [h['loss'] for h in trainer.state.log_history if 'loss' in h]
+
+def _save_rm(folder:Path, rm:RewardModel, metrics:dict, held:Dataset, chosen, rejected, losses:list):
+    "Write a reward model folder: safetensors weights, tokenizer, `rm_config.json`, held-out scores, losses, metrics."
+    rm.model.save_pretrained(folder); rm.tokenizer.save_pretrained(folder)
+    atomic_write_json(folder/'rm_config.json', dict(input_format=rm.input_format, max_length=rm.max_length, answer_tokens=rm.answer_tokens))
+    atomic_write_json(folder/'heldout_scores.json', dict(id=list(held['id']), chosen=chosen.tolist(), rejected=rejected.tolist(),
+                      negative=list(held['negative']) if 'negative' in held.column_names else None), indent=None)
+    atomic_write_json(folder/'loss_history.json', losses, indent=None)
+    atomic_write_json(folder/'metrics.json', metrics)
+
+# %% ../nbs/05_reward_model.ipynb #7db920ce
 def _done_line(m:dict) -> str:
     "The one console line of a finished reward-model training."
     acc = m.get('heldout_accuracy')
@@ -366,6 +393,7 @@ def _done_line(m:dict) -> str:
     loss = f"loss {m['loss_first']:.3f} -> {m['loss_last']:.3f}" if m.get('loss_first') is not None else 'no loss logged'
     return f"reward model: {m['n_train']} pairs x {m['epochs']} epochs, {loss}, {held}, {m['train_seconds']:.0f} s"
 
+# %% ../nbs/05_reward_model.ipynb #f4337bf7
 def train_reward_model(pairs:Dataset, # from `build_pairs`: query, chosen, rejected (+ profile_text, negative, id, user_id)
                        out_dir, # the model folder to write (e.g. RUN/rm/model)
                        encoder='embedded', # 'embedded' (all-MiniLM-L6-v2), a hub id ('bert-base-uncased'), a path, or (model, tokenizer)
@@ -383,7 +411,6 @@ def train_reward_model(pairs:Dataset, # from `build_pairs`: query, chosen, rejec
                        verbose:bool=True, # print one line when done (pairs, loss, held-out accuracy, time)
                       ) -> dict:
     "Train a Bradley–Terry reward model with TRL's `RewardTrainer`; save it (safetensors) with `metrics.json`; return the metrics."
-    from trl import RewardConfig, RewardTrainer
     out_dir = Path(out_dir)
     want = None if heldout_users is None else sorted(map(str, heldout_users))
     if (out_dir/'metrics.json').exists() and (out_dir/'model.safetensors').exists() and not overwrite:
@@ -405,24 +432,13 @@ def train_reward_model(pairs:Dataset, # from `build_pairs`: query, chosen, rejec
     with hf_progress_bars(bars): model, tok = _load_backbone(encoder, seed)
     enc = lambda d, col: encode_rm_inputs(tok, list(d['query']), list(d[col]), _profiles_of(d, input_format), input_format, max_length, answer_tokens)
     tr = Dataset.from_dict(dict(chosen_ids=enc(train, 'chosen'), rejected_ids=enc(train, 'rejected')))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + '.tmp-', dir=out_dir.parent))
-    try:
-        steps = math.ceil(len(tr) / batch_size) * epochs
-        args = RewardConfig(output_dir=str(tmp/'trainer'), learning_rate=lr, per_device_train_batch_size=batch_size,
-                            num_train_epochs=epochs, seed=seed, bf16=False, fp16=False, activation_checkpointing=False,
-                            use_cpu=not torch.cuda.is_available(), report_to=report_to, save_strategy='no',
-                            logging_steps=max(1, int(steps // 20)), max_length=None, disable_tqdm=not bars,
-                            lr_scheduler_type='linear', warmup_steps=0, dataloader_num_workers=0)
-        trainer = quiet_trainer(RewardTrainer(model=model, args=args, train_dataset=tr, processing_class=tok))  # no log dicts
-        trainer.train()
-        losses = [h['loss'] for h in trainer.state.log_history if 'loss' in h]
-        if (tmp/'trainer'/'runs').exists(): os.replace(tmp/'trainer'/'runs', tmp/'runs')  # tracker logs stay with the model
-        shutil.rmtree(tmp/'trainer', ignore_errors=True)
-        rm = RewardModel(trainer.model, tok, input_format, max_length, answer_tokens)
+    metrics = {}
+    def build(folder):
+        trained, losses = _fit(folder, model, tok, tr, lr, batch_size, epochs, seed, report_to, bars)
+        rm = RewardModel(trained, tok, input_format, max_length, answer_tokens)
         ev, c, r = evaluate_pairs(rm, held) if len(held) else (dict(n=0), np.zeros(0), np.zeros(0))
         trn, _, _ = evaluate_pairs(rm, train.select(range(min(len(train), 128))))
-        metrics = dict(input_format=input_format, encoder=_encoder_name(encoder),
+        metrics.update(input_format=input_format, encoder=_encoder_name(encoder),
                        n_train=len(train), n_heldout=len(held), split_by=split_by, epochs=epochs, lr=lr, batch_size=batch_size,
                        seed=seed, max_length=max_length, heldout_accuracy=ev.get('accuracy'), heldout_margin=ev.get('margin'),
                        **{f'heldout_{k}': v for k, v in ev.items() if k.startswith(('accuracy_', 'margin_', 'n_'))},
@@ -432,17 +448,9 @@ def train_reward_model(pairs:Dataset, # from `build_pairs`: query, chosen, rejec
                        heldout_users=want if want is not None else sorted(set(map(str, held['user_id']))) if 'user_id' in held.column_names else None)
         metrics['warnings'] = rm_warnings(metrics)
         for w in metrics['warnings']: warnings.warn(w)
-        with hf_progress_bars(bars): trainer.model.save_pretrained(tmp); tok.save_pretrained(tmp)
-        (tmp/'rm_config.json').write_text(json.dumps(dict(input_format=input_format, max_length=max_length, answer_tokens=answer_tokens), indent=1))
-        (tmp/'heldout_scores.json').write_text(json.dumps(dict(id=list(held['id']), negative=list(held['negative']) if 'negative' in held.column_names else None,
-                                                               chosen=c.tolist(), rejected=r.tolist())))
-        (tmp/'loss_history.json').write_text(json.dumps(losses))
-        (tmp/'metrics.json').write_text(json.dumps(metrics, indent=1))
-        if out_dir.exists(): shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-        if verbose: print(_done_line(metrics), flush=True)
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+        with hf_progress_bars(bars): _save_rm(folder, rm, metrics, held, c, r, losses)
+    atomic_dir(out_dir, build)
+    if verbose: print(_done_line(metrics), flush=True)
     return metrics
 
 # %% ../nbs/05_reward_model.ipynb #f97b1318
@@ -520,5 +528,5 @@ def compare_reward_models(pairs:Dataset, # from `build_pairs(..., gold=True)`: e
                       n_train=m['n_train'], train_seconds=m['train_seconds']) for n in have if f'heldout_n_{n}' in m]
     info = dict(heldout_users=users, eval_frac=eval_frac, seed=seed, skipped=skipped, settings={k: kw[k] for k in kw if k not in ('overwrite', 'progress')},
                 encoder=_encoder_name(encoder))
-    _atomic_write_json(out_dir/'comparison.json', dict(rows=rows, **info))
+    atomic_write_json(out_dir/'comparison.json', dict(rows=rows, **info))
     return RMComparison(rows, info)

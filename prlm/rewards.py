@@ -7,11 +7,14 @@ from __future__ import annotations
 import inspect, math, re
 from pathlib import Path
 from typing import Any, Callable
+from fastcore.basics import patch
+from .metrics import rouge_sum
+from .prompts import EXAMPLE_ANSWERS, FORMAT_ECHO, extract_answer, opens_think, parse_completion, copies_format_think
 
 # %% auto #0
 __all__ = ['GUARD_PENALTY', 'PLACEHOLDERS', 'format_reward', 'format_strict_reward', 'REWARDS', 'PAPER_WEIGHTS',
            'completion_text', 'extract', 'copied_reasoning', 'is_placeholder', 'format_score', 'make_format_reward',
-           'rouge_sum', 'rouge_reward', 'PersonalizationReward', 'group_standardise', 'GroupPersonalizationReward',
+           'rouge_reward', 'PersonalizationReward', 'group_standardise', 'GroupPersonalizationReward',
            'RewardConfigError', 'make_reward_funcs']
 
 # %% ../nbs/06_rewards.ipynb #a58162b9
@@ -34,9 +37,7 @@ def completion_text(completion: Any) -> str:
         return str(completion)
     except Exception: return ''
 
-# %% ../nbs/06_rewards.ipynb #b22d0664
-from .prompts import EXAMPLE_ANSWERS, FORMAT_ECHO, extract_answer, opens_think, parse_completion, copies_format_think
-
+# %% ../nbs/06_rewards.ipynb #bd3fa004
 def _prompt_text(prompt: Any) -> str:
     "The prompt's text, or the text of a conversation's last message (where a prefilled `<think>` would be)."
     return completion_text(prompt[-1:] if isinstance(prompt, list) else prompt)
@@ -50,11 +51,11 @@ def extract(completion: Any, prompt: Any = None) -> str:
     try: return extract_answer(completion_text(completion), None if prompt is None else _prompt_text(prompt)).strip()
     except Exception: return ''
 
+# %% ../nbs/06_rewards.ipynb #40583947
 def copied_reasoning(completion: Any, prompt: Any = None) -> bool:
     "Is the completion's reasoning the format line's placeholder copied (`prlm.prompts.copies_format_think`)? Never raises."
     try: return copies_format_think(parse_completion(completion_text(completion), None if prompt is None else _prompt_text(prompt))['think'])
     except Exception: return False
-
 
 # %% ../nbs/06_rewards.ipynb #3bb06654
 GUARD_PENALTY = -1.0  # reward given to an empty or placeholder answer (below any real score)
@@ -124,24 +125,6 @@ def make_format_reward(strict: bool = False,  # exact format only (paper) vs par
 format_reward = make_format_reward(strict=False)
 format_strict_reward = make_format_reward(strict=True)
 
-# %% ../nbs/06_rewards.ipynb #67196d58
-_ROUGE_KEYS = ('rouge1', 'rouge2', 'rougel')
-
-def _rouge_scorer():
-    from rouge_score import rouge_scorer
-    return rouge_scorer.RougeScorer(['rouge1', 'rouge2', 'rougeL'], use_stemmer=False)
-
-def rouge_sum(preds: list[str], golds: list[str]) -> list[float]:
-    "ROUGE-1 + ROUGE-2 + ROUGE-L F per (pred, gold) pair."
-    try:
-        from prlm.metrics import rouge_per_example
-        per = rouge_per_example(list(preds), list(golds))
-        by = {re.sub(r'[^a-z0-9]', '', k.lower()): v for k, v in per.items()}
-        if all(k in by for k in _ROUGE_KEYS): return [float(sum(t)) for t in zip(*(by[k] for k in _ROUGE_KEYS))]
-    except Exception: pass
-    sc = _rouge_scorer()
-    return [sum(s.fmeasure for s in sc.score(g, p).values()) for p, g in zip(preds, golds)]
-
 # %% ../nbs/06_rewards.ipynb #5106654a
 def rouge_reward(prompts=None, completions=None, target=None, **kwargs) -> list[float | None]:
     "ROUGE-1+2+L F of each extracted answer vs `target`; `GUARD_PENALTY` for empty/placeholder answers or a copied reasoning placeholder; None without a target."
@@ -161,7 +144,7 @@ def rouge_reward(prompts=None, completions=None, target=None, **kwargs) -> list[
     return out
 rouge_reward.__name__ = 'rouge'
 
-# %% ../nbs/06_rewards.ipynb #1ac53b52
+# %% ../nbs/06_rewards.ipynb #1fd3e751
 class PersonalizationReward:
     "σ(reward-model score) of each extracted answer; loads `prlm.reward_model.RewardModel` lazily, once."
     def __init__(self, path: str | Path,  # directory written by `prlm.reward_model.train_reward_model`
@@ -172,35 +155,26 @@ class PersonalizationReward:
         self.__name__ = 'personalization'
         self._rm = None
 
-    def _device(self) -> str:
-        if self.device: return self.device
-        try:
-            from accelerate import PartialState
-            return str(PartialState().device)
-        except Exception:
-            import torch
-            return 'cuda' if torch.cuda.is_available() else 'cpu'
-
     @property
     def rm(self):
-        "The reward model, loaded on first use."
+        "The reward model, loaded on first use (on `device`, else this process's device under `accelerate`)."
         if self._rm is None:
-            from prlm.reward_model import RewardModel
-            dev = self._device()
-            params = inspect.signature(RewardModel.load).parameters
-            self._rm = RewardModel.load(self.path, device=dev) if 'device' in params else RewardModel.load(self.path)
-            if 'device' not in params and hasattr(self._rm, 'to'): self._rm = self._rm.to(dev) or self._rm
+            from accelerate import PartialState
+            from prlm.reward_model import RewardModel  # here, not at the top: importing prlm.rewards loads no model code
+            self._rm = RewardModel.load(self.path, device=self.device or str(PartialState().device))
         return self._rm
 
     def __repr__(self): return f"PersonalizationReward({str(self.path)!r}, loaded={self._rm is not None})"
 
-# %% ../nbs/06_rewards.ipynb #74a7c5f1
+# %% ../nbs/06_rewards.ipynb #4129b684
 def _sigmoid(x: float) -> float:
     x = float(x)
     if not math.isfinite(x): return 0.5 if math.isnan(x) else float(x > 0)
     return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
 
-def _personalization_call(self, prompts=None, completions=None, **kwargs) -> list[float | None]:
+# %% ../nbs/06_rewards.ipynb #ff9abbec
+@patch
+def __call__(self: PersonalizationReward, prompts=None, completions=None, **kwargs) -> list[float | None]:
     "Score a batch of completions (TRL convention)."
     completions = list(completions or []); n = len(completions)
     queries = [q if isinstance(q, str) else (i if isinstance(i, str) else completion_text(p))
@@ -218,8 +192,6 @@ def _personalization_call(self, prompts=None, completions=None, **kwargs) -> lis
         for i, sc in zip(idx, list(scores)): out[i] = _sigmoid(sc)
     return out
 
-PersonalizationReward.__call__ = _personalization_call
-
 # %% ../nbs/06_rewards.ipynb #d3f4ad9c
 def group_standardise(scores: list,  # one reward per completion (None: no reward)
                       groups: list,  # a key per completion: completions sharing a key are one GRPO group
@@ -235,17 +207,17 @@ def group_standardise(scores: list,  # one reward per completion (None: no rewar
         for i, x in zip(idx, v): out[i] = (x - m) / sd if sd > 1e-12 else 0.0
     return out
 
-# %% ../nbs/06_rewards.ipynb #7af21724
+# %% ../nbs/06_rewards.ipynb #1868a51c
 class GroupPersonalizationReward(PersonalizationReward):
     "`PersonalizationReward` standardised within each group of completions for one prompt (`group_standardise`)."
     def __init__(self, path: str | Path, **kw):  # as `PersonalizationReward`
         super().__init__(path, **kw); self.__name__ = 'personalization_group'
 
     def __call__(self, prompts=None, completions=None, **kwargs) -> list[float | None]:
-        out = PersonalizationReward.__call__(self, prompts, completions, **kwargs)
+        out = super().__call__(prompts, completions, **kwargs)
         return group_standardise(out, [completion_text(p) for p in _col(dict(p=prompts), 'p', len(out))], keep=(None, self.penalty))
 
-# %% ../nbs/06_rewards.ipynb #6ffbd46f
+# %% ../nbs/06_rewards.ipynb #10d6a032
 class RewardConfigError(ValueError):
     "A reward configuration error (unknown reward name, bad weight, missing reward model)."
 

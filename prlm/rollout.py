@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from trl import GRPOConfig, GRPOTrainer
+from .batching import sdpa_wrapped
 
 # %% auto #0
-__all__ = ['ROLLOUT_DEFAULTS', 'sample_next', 'packed_gqa_sdpa', 'decode_attention', 'RolloutStats', 'StaticRollout',
-           'fast_generate', 'FastRolloutConfig', 'FastRolloutGRPOTrainer', 'word_tokenizer', 'gpu_recipe',
-           'rollout_recipe', 'vllm_recipe']
+__all__ = ['MergedLoraGenerationMixin', 'ROLLOUT_DEFAULTS', 'sample_next', 'packed_gqa_sdpa', 'decode_attention', 'RolloutStats',
+           'StaticRollout', 'fast_generate', 'generation_step_mixin', 'merged_lora', 'FastRolloutConfig',
+           'FastRolloutGRPOTrainer', 'word_tokenizer', 'gpu_recipe', 'rollout_recipe', 'vllm_recipe']
 
 # %% ../nbs/07b_rollout.ipynb #5b54574d
 def _round_up(n, m): return -(-int(n) // m) * m
@@ -44,8 +46,8 @@ def sample_next(logits, # (batch, vocab) next-token logits
     q = torch.empty_like(probs).exponential_(1.0).clamp_(min=1e-20)
     return (probs / q).argmax(-1)
 
-# %% ../nbs/07b_rollout.ipynb #4c26d407
-def packed_gqa_sdpa(orig):
+# %% ../nbs/07b_rollout.ipynb #420bc17a
+def packed_gqa_sdpa(orig): # the `sdpa` attention function to fall back on
     "Wrap an `sdpa` attention function: single-token queries attend on the KV heads directly (no `repeat_kv`)."
     def fn(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
         B, H, q_len, D = query.shape
@@ -59,23 +61,14 @@ def packed_gqa_sdpa(orig):
         m = attention_mask if attention_mask.shape[1] == 1 else attention_mask.reshape(B, Hkv, G, -1)
         out = F.scaled_dot_product_attention(q, key, value, attn_mask=m, scale=scaling)  # (B, Hkv, G, D)
         return out.reshape(B, H, 1, D).transpose(1, 2).contiguous(), None
-    fn._prlm_packed = True
     return fn
 
-
-@contextlib.contextmanager
+# %% ../nbs/07b_rollout.ipynb #b7a4783e
 def decode_attention(model):
-    "Route `model`'s `sdpa` decode steps through `packed_gqa_sdpa` inside the block."
-    from transformers.modeling_utils import AttentionInterface
-    impl = getattr(getattr(model, "config", None), "_attn_implementation", None)
-    orig = AttentionInterface._global_mapping.get("sdpa")
-    if impl != "sdpa" or orig is None or getattr(orig, "_prlm_packed", False):
-        yield; return
-    AttentionInterface.register("sdpa", packed_gqa_sdpa(orig))
-    try: yield
-    finally: AttentionInterface.register("sdpa", orig)
+    "Inside the block `model`'s `sdpa` decode steps go through `packed_gqa_sdpa` (`prlm.batching.sdpa_wrapped`); other attention as it is."
+    return sdpa_wrapped(packed_gqa_sdpa) if model.config._attn_implementation == "sdpa" else contextlib.nullcontext()
 
-# %% ../nbs/07b_rollout.ipynb #25cfb586
+# %% ../nbs/07b_rollout.ipynb #189db9e0
 @dataclass
 class RolloutStats:
     "What one rollout cost."
@@ -90,7 +83,7 @@ class RolloutStats:
                 f"| {self.path} | {self.batch} | {self.prompt_len} | {self.new_tokens} | {self.prefill_s:.3f} | {self.capture_s:.2f} "
                 f"| {self.ms_per_step:.2f} | {self.tokens_per_s:,.0f} |")
 
-
+# %% ../nbs/07b_rollout.ipynb #c4977f64
 def _cache_kw(model):
     "Name of the forward argument that takes the KV cache (`cache` in newer transformers, else `past_key_values`)."
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -127,7 +120,7 @@ class StaticRollout:
         self.step_i = torch.zeros(1, dtype=torch.long, device=d)
         self.out = torch.full((B, max_new_tokens), self.pad, dtype=torch.long, device=d)
         self.done = torch.zeros(B, dtype=torch.bool, device=d)
-        self.graph, self.compiled, self._fwd = None, False, self._forward
+        self.graph, self.compiled, self._fwd, self.notes = None, False, self._forward, []
         if compile and self.dev.type == "cuda":
             self._fwd, self.compiled = torch.compile(self._forward, dynamic=False), True
         self.fingerprint = self.params_fingerprint(model)
@@ -144,15 +137,18 @@ class StaticRollout:
 
     def release(self): self.graph = self.cache = None
 
-# %% ../nbs/07b_rollout.ipynb #93162f2c
-def _forward(self):
+# %% ../nbs/07b_rollout.ipynb #aeb9124d
+@patch
+def _forward(self:StaticRollout):
     "Next-token logits for `ids`, written at cache slot `pos`."
     mask = (self.pad_mask & (self.ar <= self.pos))[:, None, None, :]
     out = self.call(input_ids=self.ids, attention_mask=mask, position_ids=self.npos,
                      **{self.cache_kw: self.cache}, use_cache=True, logits_to_keep=1)
     return out.logits[:, -1, :]
 
-def _emit(self, nxt):
+# %% ../nbs/07b_rollout.ipynb #d34816e7
+@patch
+def _emit(self:StaticRollout, nxt):
     "Record sampled tokens (padding after a row finished) and advance the counters."
     nxt = torch.where(self.done, torch.full_like(nxt, self.pad), nxt)
     self.out.index_copy_(1, self.step_i, nxt[:, None])
@@ -160,12 +156,13 @@ def _emit(self, nxt):
     self.ids.copy_(nxt[:, None])
     self.pos += 1; self.npos += 1; self.step_i += 1
 
-def _step(self): self._emit(sample_next(self._fwd(), **self.sampling))
+@patch
+def _step(self:StaticRollout): self._emit(sample_next(self._fwd(), **self.sampling))
 
-StaticRollout._forward, StaticRollout._emit, StaticRollout._step = _forward, _emit, _step
-
-# %% ../nbs/07b_rollout.ipynb #104ef7f5
-def _prefill(self, input_ids, attention_mask):
+# %% ../nbs/07b_rollout.ipynb #1dd79804
+@patch
+def _prefill(self:StaticRollout, input_ids, attention_mask):
+    "Run the left-padded prompts through the model into the cache and emit the first token."
     B, P = input_ids.shape
     self.cache.reset()
     am = attention_mask.to(self.dev).bool()
@@ -179,12 +176,17 @@ def _prefill(self, input_ids, attention_mask):
     self.pos.fill_(P - 1); self.npos.copy_(am.sum(-1, keepdim=True) - 1)
     self._emit(sample_next(out.logits[:, -1, :], **self.sampling))
 
-def _state(self):
+# %% ../nbs/07b_rollout.ipynb #ffe28cfc
+@patch
+def _state(self:StaticRollout):
+    "The tensors a decode step changes (restored after the capture's warm-up steps)."
     ts = [self.ids, self.npos, self.pos, self.step_i, self.out, self.done]
     return ts + [l.cumulative_length for l in getattr(self.cache, "layers", [])
                  if torch.is_tensor(getattr(l, "cumulative_length", None))]
 
-def _capture(self):
+@patch
+def _capture(self:StaticRollout):
+    "Warm up on a side stream, restore the state, record one decode step as a CUDA graph."
     saved = [t.clone() for t in self._state()]
     s = torch.cuda.Stream(); s.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(s):
@@ -195,9 +197,10 @@ def _capture(self):
     with torch.cuda.graph(g): self._step()
     self.graph = g
 
-def _try_capture(self, input_ids, attention_mask):
+# %% ../nbs/07b_rollout.ipynb #3bcf3f08
+@patch
+def _try_capture(self:StaticRollout, input_ids, attention_mask):
     "Capture the step; if that fails drop compile, then the graph, and redo the prefill (warm-up steps moved the state)."
-    self.notes = getattr(self, "notes", [])
     while self.cuda_graph:
         try: return self._capture()
         except Exception as e:
@@ -208,31 +211,28 @@ def _try_capture(self, input_ids, attention_mask):
             warnings.warn(f"prlm rollout: {self.notes[-1]}")
             self._prefill(input_ids, attention_mask)
 
-StaticRollout._prefill, StaticRollout._state, StaticRollout._capture, StaticRollout._try_capture = _prefill, _state, _capture, _try_capture
-
-# %% ../nbs/07b_rollout.ipynb #d6807e89
-@torch.no_grad()
-def _generate(self, input_ids, attention_mask):
+# %% ../nbs/07b_rollout.ipynb #f4f6da5a
+@patch
+def generate(self:StaticRollout, input_ids, attention_mask):
     "Sample completions for left-padded `input_ids` (B, P): (ids (B, <=T), padding after EOS; `RolloutStats`)."
     if tuple(input_ids.shape) != (self.B, self.P):
         raise ValueError(f"this engine serves batches of shape {(self.B, self.P)}, got {tuple(input_ids.shape)}")
     sync = torch.cuda.synchronize if self.dev.type == "cuda" else (lambda: None)
-    sync(); t0 = time.perf_counter()
-    self._prefill(input_ids, attention_mask)
-    sync(); t1 = time.perf_counter(); cap = 0.0
-    if self.cuda_graph and self.graph is None:
-        self._try_capture(input_ids, attention_mask); sync(); cap = time.perf_counter() - t1; t1 = time.perf_counter()
-    n = 0
-    for _ in range(self.T - 1):
-        if self.graph is not None: self.graph.replay()
-        else: self._step()
-        n += 1
-        if n % self.check_every == 0 and not bool((~self.done).any()): break   # every row finished
-    sync(); t2 = time.perf_counter()
+    with torch.no_grad():
+        sync(); t0 = time.perf_counter()
+        self._prefill(input_ids, attention_mask)
+        sync(); t1 = time.perf_counter(); cap = 0.0
+        if self.cuda_graph and self.graph is None:
+            self._try_capture(input_ids, attention_mask); sync(); cap = time.perf_counter() - t1; t1 = time.perf_counter()
+        n = 0
+        for _ in range(self.T - 1):
+            if self.graph is not None: self.graph.replay()
+            else: self._step()
+            n += 1
+            if n % self.check_every == 0 and not bool((~self.done).any()): break   # every row finished
+        sync(); t2 = time.perf_counter()
     path = ("cuda-graph" if self.graph is not None else "eager") + ("+compile" if self.compiled else "")
     return self.out[:, :n + 1].clone(), RolloutStats(self.B, self.P, n + 1, n, t1 - t0, t2 - t1, cap, path)
-
-StaticRollout.generate = _generate
 
 # %% ../nbs/07b_rollout.ipynb #0aaa7e82
 @torch.no_grad()
@@ -255,6 +255,47 @@ def fast_generate(model, input_ids, attention_mask, # left-padded prompts (B, P)
     finally: model.train(was_training)
     return ids, st, engine
 
+# %% ../nbs/07b_rollout.ipynb #8d73d140
+# Pinned to trl==1.16.* (requirements.txt): `GRPOTrainer._generate_single_turn(self, prompt_ids, images,
+# multimodal_fields, num_generations, has_tool_images=False)` returns TRL's per-batch generation result; the only TRL
+# method prlm overrides. tests/test_rollout.py::test_pinned_trl_private_api fails on another version or signature.
+def generation_step_mixin(around, # called as `around(self, step, prompt_ids, images, multimodal_fields, num_generations, has_tool_images)`
+                          name:str, # the mixin class's name
+                          doc:str, # and its docstring
+                         ) -> type:
+    "A `GRPOTrainer` mixin whose generation step is `around(...)`; `step` is the step it replaces (TRL's or the next mixin's)."
+    class Mixin:
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+            return around(self, super()._generate_single_turn, prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+    Mixin.__name__ = Mixin.__qualname__ = name; Mixin.__doc__ = doc
+    return Mixin
+
+# %% ../nbs/07b_rollout.ipynb #bf095663
+@contextlib.contextmanager
+def merged_lora(model):  # a peft model (or any module containing LoRA layers)
+    "Run the block with every LoRA layer merged into its base weight; restore the exact base tensors afterwards."
+    from peft.tuners.lora import LoraLayer
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer) and not m.merged]
+    originals = [m.get_base_layer().weight.data for m in layers]
+    try:
+        with torch.no_grad():
+            for m in layers:
+                m.get_base_layer().weight.data = m.get_base_layer().weight.data.clone()  # merge into a copy
+                m.merge()
+        yield model
+    finally:
+        for m, w in zip(layers, originals):
+            m.get_base_layer().weight.data = w
+            m.merged_adapters.clear()
+
+# %% ../nbs/07b_rollout.ipynb #c5381ffa
+def _merged_step(self, step, *args):
+    "TRL's generation step with every LoRA layer of the policy merged (`merged_lora`)."
+    with merged_lora(self.accelerator.unwrap_model(self.model)): return step(*args)
+
+MergedLoraGenerationMixin = generation_step_mixin(_merged_step, 'MergedLoraGenerationMixin',
+    "A `GRPOTrainer` mixin: TRL's generation runs inside `merged_lora` (same samples, fewer operations per token).")
+
 # %% ../nbs/07b_rollout.ipynb #df92a03c
 @dataclass
 class FastRolloutConfig(GRPOConfig):
@@ -270,42 +311,48 @@ ROLLOUT_DEFAULTS = {f: FastRolloutConfig.__dataclass_fields__[f].default for f i
                     ("fast_rollout", "rollout_cuda_graph", "rollout_compile", "rollout_check_every",
                      "rollout_prompt_multiple", "rollout_strict")}
 
-# %% ../nbs/07b_rollout.ipynb #159d0408
-class FastRolloutGRPOTrainer(GRPOTrainer):
+# %% ../nbs/07b_rollout.ipynb #c0b6ada9
+def _fast_or_trl(self, step, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+    "`FastRolloutGRPOTrainer`'s generation step: the engine when nothing blocks it, else (or when it fails) TRL's `step`."
+    why = self.fast_rollout_blocker(images, multimodal_fields)
+    if why is None:
+        try: return self._fast_single_turn(prompt_ids)
+        except Exception as e:
+            if self._ropt("rollout_strict"): raise
+            self._prlm_fast_error = repr(e)[:300]
+            warnings.warn(f"prlm fast rollout failed, using TRL's generate from now on: {e!r}")
+    elif not self._prlm_told:
+        self._prlm_told = True
+        warnings.warn(f"prlm fast rollout off ({why}): using TRL's generate")
+    return step(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+
+# %% ../nbs/07b_rollout.ipynb #a2ba0afa
+class FastRolloutGRPOTrainer(generation_step_mixin(_fast_or_trl, 'FastRolloutStep', "`FastRolloutGRPOTrainer`'s generation step."),
+                             GRPOTrainer):
     "TRL's `GRPOTrainer` whose transformers rollouts run on `StaticRollout` (same constructor)."
-    def _ropt(self, name): return getattr(self.args, name, ROLLOUT_DEFAULTS[name])
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rollout_stats, self._prlm_engine, self._prlm_fast_error, self._prlm_told = [], None, None, False
+
+    def _ropt(self, name): return getattr(self.args, name, ROLLOUT_DEFAULTS[name])  # a plain GRPOConfig: the defaults
 
     def fast_rollout_blocker(self, images=None, multimodal_fields=None):
         "Why this run must use TRL's own generation (None when the fast path applies)."
-        m = self.accelerator.unwrap_model(self.model_wrapped)
-        cfg = getattr(m, "config", None)
+        cfg = self.accelerator.unwrap_model(self.model_wrapped).config
         checks = [(not self._ropt("fast_rollout"), "fast_rollout=False"),
-                  (getattr(self, "_prlm_fast_error", None), "an earlier fast rollout failed"),
+                  (self._prlm_fast_error, "an earlier fast rollout failed"),
                   (self.use_vllm, "use_vllm=True"),
-                  (getattr(self, "use_transformers_continuous_batching", False), "continuous batching"),
+                  (self.use_transformers_continuous_batching, "continuous batching"),
                   (images is not None or bool(multimodal_fields), "multimodal inputs"),
                   (self.is_deepspeed_enabled or self.is_fsdp_enabled, "DeepSpeed/FSDP"),
                   ((self.repetition_penalty or 1.0) != 1.0, "repetition_penalty"),
                   (self.args.generation_kwargs, "generation_kwargs"),
-                  (cfg is None or set(getattr(cfg, "layer_types", None) or ["full_attention"]) != {"full_attention"},
-                   "layers other than full attention"),
-                  (getattr(cfg, "_attn_implementation", None) not in ("sdpa", "eager"), "attention implementation")]
+                  (set(getattr(cfg, "layer_types", None) or ["full_attention"]) != {"full_attention"}, "layers other than full attention"),
+                  (cfg._attn_implementation not in ("sdpa", "eager"), "attention implementation")]
         return next((why for bad, why in checks if bad), None)
 
-    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        why = self.fast_rollout_blocker(images, multimodal_fields)
-        if why is None:
-            try: return self._fast_single_turn(prompt_ids)
-            except Exception as e:
-                if self._ropt("rollout_strict"): raise
-                self._prlm_fast_error = repr(e)[:300]
-                warnings.warn(f"prlm fast rollout failed, using TRL's generate from now on: {e!r}")
-        elif not getattr(self, "_prlm_told", False):
-            self._prlm_told = True
-            warnings.warn(f"prlm fast rollout off ({why}): using TRL's generate")
-        return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
-
-# %% ../nbs/07b_rollout.ipynb #c0616e87
+# %% ../nbs/07b_rollout.ipynb #6faa55ef
+@patch
 def _fast_single_turn(self:FastRolloutGRPOTrainer, prompt_ids):
     "Left-pad, sample on the engine, and return TRL's (completion ids up to the first EOS, None)."
     from trl.models.utils import unwrap_model_for_generation
@@ -321,19 +368,14 @@ def _fast_single_turn(self:FastRolloutGRPOTrainer, prompt_ids):
                                      gather_deepspeed3_params=self.args.ds3_gather_for_generation,
                                      gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs) as m:
         comp, st, self._prlm_engine = fast_generate(m, ids, am, self.max_completion_length, self.eos_token_ids,
-                                                    pad_id, engine=getattr(self, "_prlm_engine", None), **kw)
-    self.rollout_stats = getattr(self, "rollout_stats", []) + [st]
-    try:
-        mode = "train" if self.model.training else "eval"
-        self._metrics[mode]["rollout/ms_per_decode_step"].append(st.ms_per_step)
-        self._metrics[mode]["rollout/decode_s"].append(st.decode_s)
-    except (AttributeError, KeyError, TypeError): pass
+                                                    pad_id, engine=self._prlm_engine, **kw)
+    self.rollout_stats.append(st)
+    metrics = self._metrics["train" if self.model.training else "eval"]
+    metrics["rollout/ms_per_decode_step"].append(st.ms_per_step); metrics["rollout/decode_s"].append(st.decode_s)
     is_eos = torch.isin(comp, torch.tensor(self.eos_token_ids, device=comp.device))
     first = torch.where(is_eos.any(1), is_eos.int().argmax(1), torch.full((B,), comp.shape[1], device=comp.device))
     keep = (torch.arange(comp.shape[1], device=comp.device)[None] <= first[:, None]).cpu()
     return [c[k].tolist() for c, k in zip(comp.cpu(), keep)], None
-
-FastRolloutGRPOTrainer._fast_single_turn = _fast_single_turn
 
 # %% ../nbs/07b_rollout.ipynb #7dc3960b
 def word_tokenizer(vocab_size:int, pad="<pad>", eos="<eos>", unk="<unk>"):

@@ -11,7 +11,8 @@ Then: `prlm run configs/lamp_files.yaml` (its paths point at runs/debian_lamp5/)
 import argparse, json
 from pathlib import Path
 from prlm.data import (_seeded_key, apt_update_lists, build_debian_users, debian_items, embedded_records, _embedded_users,
-                       _atomic_write_json, write_lamp_outputs)
+                       write_lamp_outputs)
+from prlm.utils import atomic_write_json as _atomic_write_json
 
 def lamp5(rec):
     "A shared-schema Debian record as a LaMP-5 question."

@@ -161,3 +161,18 @@ def test_answer_health_literal():
     fl = answer_health(['resize photos', 'resize photos'], ['ok.</think><answer>resize photos</answer>', 'resize photos'],
                        [pre, pre], reasoning=True)
     assert [d['not_well_formed'] for d in fl] == [False, True]
+
+
+def test_saved_results_round_trip_and_bad_lines(tmp_path):
+    "EvalResults.save writes atomically (no temp files left); load names a bad line's file and line, and a missing examples.jsonl."
+    res = EvalResults(rows=[dict(system='rag', retriever='bm25', k=4, profile='own', n=1, **{'rouge-L': .5})],
+                      examples=[dict(system='rag', retriever='bm25', k=4, profile='own', id='q1', **{'rouge-L': .5})],
+                      main=dict(retriever='bm25', k=4), reference='rag')
+    res.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['examples.jsonl', 'results.json']
+    assert EvalResults.load(tmp_path).examples == res.examples and load_results(tmp_path).rows == res.rows
+    with open(tmp_path/'examples.jsonl', 'a') as f: f.write('{"torn\n')
+    with pytest.raises(ValueError, match=r'examples.jsonl: line 2'): load_results(tmp_path)
+    (tmp_path/'examples.jsonl').unlink()
+    with pytest.raises(FileNotFoundError, match='examples.jsonl'): load_results(tmp_path)
+

@@ -216,7 +216,11 @@ def test_n_test_larger_than_data_is_said_once(tmp_path):
     (dict(grpo=dict(bf16='yes')), 'grpo.bf16: expected one of True, False, auto'),
     (dict(grpo=dict(trainer_cls='os:system')), "grpo.trainer_cls: 'os:system' is not a subclass of trl.GRPOTrainer"),
     (dict(grpo=dict(trainer_cls='no_such_module_xyz:T')), "grpo.trainer_cls: cannot load 'no_such_module_xyz:T'"),
-    (dict(grpo=dict(grpo_kwargs=dict(no_such_arg=1))), "grpo.grpo_kwargs: unknown trl.GRPOConfig argument(s) ['no_such_arg']"),
+    (dict(grpo=dict(no_such_arg=1)), "grpo.no_such_arg: unknown key"),
+    (dict(grpo=dict(max_stepz=1)), "grpo.max_stepz: unknown key; did you mean 'max_steps'?"),
+    (dict(grpo=dict(model='x')), "grpo.model: set from policy.model, not here"),
+    (dict(grpo=dict(preset='fast')), "grpo.preset: unknown preset 'fast'; known: demo_cpu, h100, paper"),
+    (dict(grpo=dict(preset='h100', generation_batch_size=64)), "grpo (with preset h100): generation_batch_size, steps_per_generation: set one"),
 ])
 def test_validate_catches(tmp_path, changes, frag):
     rc, out, err = cli('validate', config(tmp_path/'c.yaml', tmp_path/'run', **changes))

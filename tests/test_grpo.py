@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prlm.grpo import GRPOStageConfig, GRPOConfigError, read_jsonl, train_grpo
+from prlm.grpo import GRPOStageConfig, GRPOConfigError, train_grpo
+from prlm.utils import read_jsonl
 from prlm.rewards import REWARDS, RewardConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +33,7 @@ def tiny(tmp_path_factory):
 def _cfg(tiny, **kw):
     base = dict(model=str(tiny / 'model'), rewards={'rouge': 1.0, 'format': 0.1}, max_completion_length=8,
                 max_steps=2, save_steps=2, log_samples=2)
-    return GRPOStageConfig.demo_cpu(**{**base, **kw})
+    return GRPOStageConfig.preset('demo_cpu', **{**base, **kw})
 
 
 def test_config_errors_before_model_load(tiny, tmp_path):
@@ -40,17 +41,40 @@ def test_config_errors_before_model_load(tiny, tmp_path):
     ds = Dataset.from_json(str(tiny / 'data.jsonl'))
     with pytest.raises(RewardConfigError, match="unknown reward 'bleu'"):
         train_grpo(ds, _cfg(tiny, model='/does/not/exist', rewards={'bleu': 1.0}), tmp_path)
-    with pytest.raises(GRPOConfigError, match="'max_step'"): GRPOStageConfig.from_dict({'max_step': 3})
+    with pytest.raises(GRPOConfigError, match="max_step: unknown key; did you mean 'max_steps'"): GRPOStageConfig.from_dict({'max_step': 3})
     p = tmp_path / 'c.yaml'; p.write_text(yaml.safe_dump({'grpo': {'lora_r': 8, 'lr': 1}}))
-    with pytest.raises(GRPOConfigError, match=r"c\.yaml.*'lr'"): GRPOStageConfig.from_yaml(p)
+    with pytest.raises(GRPOConfigError, match=r"c\.yaml: lr: unknown key"): GRPOStageConfig.from_yaml(p)
     with pytest.raises(KeyError, match="'target'"):
         train_grpo(ds.remove_columns('target'), _cfg(tiny), tmp_path)
     with pytest.raises(GRPOConfigError, match="'os:system'.*not a subclass of trl.GRPOTrainer"):
         train_grpo(ds, _cfg(tiny, model='/does/not/exist', trainer_cls='os:system'), tmp_path)
-    with pytest.raises(GRPOConfigError, match='max_steps must be a positive number.*got -5'): _cfg(tiny, max_steps=-5)
-    with pytest.raises(GRPOConfigError, match=r'num_generations \(the group size G\).*got 0'): _cfg(tiny, num_generations=0)
+    with pytest.raises(GRPOConfigError, match=r'max_steps: expected -1 \(train num_train_epochs\) or >= 1 \(got -5\)'): _cfg(tiny, max_steps=-5)
+    with pytest.raises(GRPOConfigError, match=r'num_generations: Input should be greater than or equal to 2 \(got 0\)'): _cfg(tiny, num_generations=0)
     p.write_text(yaml.safe_dump({'grpo': {'max_steps': -5}}))
-    with pytest.raises(GRPOConfigError, match=r"c\.yaml.*max_steps"): GRPOStageConfig.from_yaml(p)
+    with pytest.raises(GRPOConfigError, match=r"c\.yaml: max_steps"): GRPOStageConfig.from_yaml(p)
+
+
+def test_trl_fields_match_installed_trl():
+    "The TRL argument list `prlm validate` checks names and types against is the installed TRL's (it fails after a TRL upgrade)."
+    import trl
+    from prlm.grpo import trl_field_spec
+    from prlm.grpo_config import TRL_FIELDS
+    stored = json.loads(TRL_FIELDS.read_text())
+    fix = f"run `python -c 'from prlm.grpo import write_trl_fields; write_trl_fields()'` and commit {TRL_FIELDS.name}"
+    assert stored['fields'] == trl_field_spec(), f"{TRL_FIELDS} was written for TRL {stored['trl']}, TRL {trl.__version__} is installed: {fix}"
+
+
+def test_presets_build_and_pass_trl_arguments_through(tmp_path):
+    "Every preset file builds a valid config; a TRL argument prlm does not know by name reaches `trl.GRPOConfig` unchanged."
+    from prlm.grpo import grpo_args
+    from prlm.grpo_config import grpo_presets
+    assert {'demo_cpu', 'paper', 'h100'} <= set(grpo_presets())
+    for name in grpo_presets(): GRPOStageConfig.preset(name)
+    h = GRPOStageConfig.preset('h100')
+    assert (h.model, h.use_lora, h.fast_rollout, h.steps_per_generation, h.beta) == ('deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B', False, True, 16, 0.04)
+    a = grpo_args(GRPOStageConfig.preset('demo_cpu', max_grad_norm=0.25, generation_kwargs={'top_k': 5}), tmp_path)
+    assert (a.max_grad_norm, a.generation_kwargs, a.logging_steps, a.save_total_limit) == (0.25, {'use_cache': True, 'top_k': 5}, 1, 2)
+    with pytest.raises(GRPOConfigError, match='output_dir: set by prlm'): GRPOStageConfig.preset('demo_cpu', output_dir='x')
 
 
 def _letter_e(prompts=None, completions=None, **kw):
@@ -182,8 +206,8 @@ def test_embedded_adapter_loads_by_hub_id_offline(tmp_path):
     """One GRPO step on the embedded SmolLM2 in an empty HF_HOME: the adapter names its base by hub id, training writes nothing
     to the HF cache, and after `install_hf_cache` a fresh offline process loads the adapter."""
     env = {**ENV, 'HF_HOME': str(tmp_path / 'hf')}; env.pop('HF_HUB_CACHE', None)
-    cfg = GRPOStageConfig.demo_cpu(model='embedded', rewards={'rouge': 1.0, 'format': 0.1}, max_completion_length=4, max_steps=1,
-                                   save_steps=1, log_samples=0, report_to='none')
+    cfg = GRPOStageConfig.preset('demo_cpu', model='embedded', rewards={'rouge': 1.0, 'format': 0.1}, max_completion_length=4, max_steps=1,
+                                 save_steps=1, log_samples=0, report_to='none')
     (tmp_path / 'c.yaml').write_text(yaml.safe_dump(cfg.to_dict()))
     data = tmp_path / 'data.jsonl'
     data.write_text(''.join(json.dumps(dict(prompt=f'<|im_start|>user\nTitle for text {i}<|im_end|>\n<|im_start|>assistant\n', target=f'title {i}',

@@ -198,7 +198,7 @@ def test_browser_headless(demo):
     import ipywidgets as W, plotly.graph_objects as go
     r = Run(demo)
     b = r.explore()
-    assert isinstance(b, Browser) and isinstance(b, W.VBox)
+    assert isinstance(b, Browser) and isinstance(b.widget, W.VBox)
     assert all(isinstance(f, go.FigureWidget) for f in b.figs.values())
     bundle = b._repr_mimebundle_()
     assert 'application/vnd.jupyter.widget-view+json' in bundle and 'prlm-example' in bundle['text/html']
@@ -463,3 +463,29 @@ def test_swap_notes_a_different_cell(demo):
     sw = r.swap(q)
     assert list(sw.views) == ['own', 'other', 'none'] and len(sw.views['own'].in_prompt) <= 1
     assert 'different evaluation cells: own: bm25, k=1, other: bm25, k=3' in sw._repr_html_()
+
+
+def test_report_html_needs_no_widgets(demo):
+    "The static page of a run directory (what `prlm inspect RUN` writes) imports no ipywidgets; only `Browser` needs it."
+    import subprocess, sys, textwrap
+    code = textwrap.dedent(f"""
+        import sys; sys.modules['ipywidgets'] = None  # as if ipywidgets were not installed
+        from prlm.inspect import report_html, Browser
+        h = report_html({str(demo)!r}, 'prlm', n=1)
+        assert h.count('class="prlm-example"') == 2, h[:300]
+        try: Browser({str(demo)!r})
+        except ImportError: print('ok')
+        """)
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=600, cwd=demo.parent)
+    assert r.returncode == 0 and r.stdout.strip() == 'ok', r.stderr[-2000:]
+
+
+def test_cached_properties_reread_after_use_cell(demo):
+    "Run's cached properties live in the instance's __dict__: `use_cell` drops the per-cell ones, the others stay."
+    r = Run(demo)
+    ex, own = r.examples, r.outputs
+    assert r.examples is ex and r.outputs is own  # computed once
+    r.use_cell('bm25', 1)
+    assert r.examples is ex and r.outputs is not own
+    assert {len(v.get('prompt_item_ids') or []) for d in r.outputs.values() for v in d.values()} <= {0, 1}
+

@@ -117,3 +117,32 @@ def test_install_hf_cache_offline_by_hub_id(tmp_path):
     snap = Path(r['snaps']['HuggingFaceTB/SmolLM2-135M-Instruct'])
     assert snap.is_relative_to(tmp_path / 'hf' / 'hub') and (snap / 'model.safetensors').is_symlink()
     assert (snap.parents[1] / 'refs' / 'main').read_text() == snap.name
+
+
+def _pinned(pkg):
+    "The version pattern requirements.txt pins `pkg` to, e.g. '5.24.*'."
+    import re
+    line = next(l for l in (Path(__file__).resolve().parents[1] / 'requirements.txt').read_text().splitlines() if l.startswith(pkg + '=='))
+    return re.match(rf'{pkg}==(\S+)', line).group(1)
+
+
+def test_pinned_transformers_api():
+    "prlm.batching.sdpa_wrapped and the continuous-batching engine rely on transformers internals: fail loudly when they move."
+    import fnmatch, inspect, transformers
+    from transformers.modeling_utils import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.generation import ContinuousBatchingConfig
+    from transformers.generation.continuous_batching.utils import WorkloadHints
+    pin = _pinned('transformers')
+    assert fnmatch.fnmatch(transformers.__version__, pin), (
+        f"transformers {transformers.__version__} is installed but prlm.batching was written for {pin}: check sdpa_wrapped, "
+        "varlen_sdpa and continuous_generate against the new attention / continuous-batching code, then update the pin")
+    assert AttentionInterface()['sdpa'] is sdpa_attention_forward and callable(AttentionInterface.register)
+    assert list(inspect.signature(sdpa_attention_forward).parameters)[:5] == ['module', 'query', 'key', 'value', 'attention_mask']
+    for name in ('page_size', 'num_blocks', 'max_batch_tokens', 'max_requests_per_batch', 'use_cuda_graph', 'use_async_batching'):
+        assert name in inspect.signature(ContinuousBatchingConfig).parameters, name
+    assert {'max_prompt_length', 'max_generated_length', 'num_requests'} <= set(inspect.signature(WorkloadHints).parameters)
+    from transformers import GenerationMixin
+    assert {'generation_config', 'continuous_batching_config', 'workload_hints'} <= set(inspect.signature(GenerationMixin.init_continuous_batching).parameters)
+    swaps = {p.name: p.read_text().count('AttentionInterface.register(') for p in (Path(__file__).resolve().parents[1] / 'prlm').glob('*.py')}
+    assert {k: v for k, v in swaps.items() if v} == {'batching.py': 2}, swaps  # swapped (and restored) in sdpa_wrapped only

@@ -52,6 +52,40 @@ def test_cli_invalid_config_exit_code(tmp_path):
     assert not (tmp_path/'run').exists()
     assert time.time() - t0 < 60
 
+@pytest.mark.parametrize('command', ['validate', 'status'])
+def test_validate_and_status_load_no_ml_library(tmp_path, command):
+    "`prlm validate` / `prlm status` read a config without torch, transformers, TRL or peft (seconds of start-up saved)."
+    from prlm.models import embedded_tokenizer_path
+    embedded_tokenizer_path()  # built once (that needs transformers); the checks then read its files
+    code = (f"import sys; from prlm.cli import main; rc = main(['{command}', {str(tiny_config(tmp_path))!r}]); "
+            "print(rc, [m for m in ('torch', 'transformers', 'trl', 'peft') if m in sys.modules])")
+    r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.stdout.strip().splitlines()[-1] == '0 []', r.stdout + r.stderr
+
+def test_budget_tokenizer_counts_like_transformers():
+    "The budget check's tokenizer (no transformers) gives the numbers transformers' tokenizer gives."
+    from transformers import AutoTokenizer
+    from prlm.models import embedded_tokenizer_path
+    from prlm.pipeline import BudgetTokenizer
+    from prlm.prompts import budget_check, build_prompt, min_budget
+    from prlm.data import load_embedded
+    bt, at = BudgetTokenizer(embedded_tokenizer_path()), AutoTokenizer.from_pretrained(embedded_tokenizer_path())
+    for template in ('prlm', 'rag'):
+        for task in (None, 'debian', 'LaMP-4'):
+            assert min_budget(bt, template, 4, task) == min_budget(at, template, 4, task), (template, task)
+            for m in (96, 200, 352): assert budget_check(bt, template, m, 4, task) == budget_check(at, template, m, 4, task)
+    ds = load_embedded('time', 'dev').select(range(8))
+    for ex in ds:
+        ex = dict(ex, retrieved=[dict(index=i, score=0.) for i in range(min(4, len(ex['profile'])))])
+        assert build_prompt(ex, 'prlm', bt, 200, 4, return_info=True) == build_prompt(ex, 'prlm', at, 200, 4, return_info=True)
+
+def test_grpo_section_passes_trl_arguments_through(tmp_path):
+    "Any `trl.GRPOConfig` argument can be set in the grpo section; it reaches the stage config, typed."
+    from prlm.pipeline import load_config, grpo_config, RunDir
+    cfg = load_config(tiny_config(tmp_path, grpo={'max_grad_norm': '0.5', 'lr_scheduler_type': 'linear'}))
+    g = grpo_config(cfg, RunDir(tmp_path/'run'))
+    assert (g.max_grad_norm, g.lr_scheduler_type, g.max_steps, g.model.endswith('tiny_policy')) == (0.5, 'linear', 2, True)
+
 def _wait_for(pred, proc, timeout=300):
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -103,3 +137,13 @@ def test_kill_and_resume_end_to_end(tmp_path):
     assert r2.returncode == 0, log2
     assert 'grpo: done' in r2.stdout and 'evaluate: forced' in r2.stdout and 'report: config or upstream changed' in r2.stdout, log2
     assert ' 0 to generate' in r2.stdout and not any(f' {n} to generate' in r2.stdout for n in range(1, 100)), log2
+
+def test_rouge_flat_steps_are_reported():
+    "GRPO steps whose completions all got the same ROUGE (no answer reached) are counted and flagged, though the format reward varied."
+    from prlm.pipeline import _reward_summary, _health_problems
+    rows = [{'reward': -1.2, 'frac_reward_zero_std': 0.0, 'rewards/rouge/std': 0.0}] * 3 + [{'reward': 0.3, 'frac_reward_zero_std': 0.0, 'rewards/rouge/std': 0.4}]
+    s = _reward_summary(rows)
+    assert s['rouge_flat_share'] == 0.75 and s['zero_signal_share'] == 0.0
+    probs = _health_problems({'grpo': {'summary': s}})
+    assert any('75% of steps ROUGE scored every completion the same' in p for p in probs), probs
+    assert not any('ROUGE scored' in p for p in _health_problems({'grpo': {'summary': dict(s, rouge_flat_share=0.1)}}))

@@ -1,11 +1,12 @@
-"Tests of prlm.retrieve that do not fit the notebook: cache reuse, property tests, bad input, exactness vs rank_bm25."
+"Tests of prlm.retrieve and prlm.bm25_fast that do not fit the notebooks: cache reuse, property tests, bad input, exactness vs rank_bm25."
 import os, sys
 os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
 import numpy as np, pytest, datasets
 from hypothesis import given, settings, strategies as st, HealthCheck
 from rank_bm25 import BM25Okapi
-from prlm.retrieve import (get_retriever, retrieve_dataset, retrieved_items, item_text, DenseRetriever, _split_arrow, _count_terms, numba,
-                           RETRIEVERS, norm_text)
+from prlm.retrieve import (get_retriever, retrieve_dataset, retrieved_items, item_text, DenseRetriever, RETRIEVERS, norm_text,
+                           bm25_exact, bm25_engine)
+from prlm.bm25_fast import _split_arrow, _count_terms, numba, FAST_ENGINES
 
 
 @pytest.fixture(scope='module')
@@ -172,8 +173,8 @@ noisy_doc_st = st.lists(noisy, min_size=0, max_size=12).map(' '.join)
 
 @settings(max_examples=60, deadline=None)
 @given(docs=st.lists(noisy_doc_st, min_size=1, max_size=15), query=st.lists(noisy, min_size=1, max_size=8).map(' '.join),
-       compiled=st.booleans() if numba else st.just(False))
-def test_bm25_norm_is_rank_bm25_on_normalised_tokens(docs, query, compiled):
+       engine=st.sampled_from(['exact', *FAST_ENGINES]))
+def test_bm25_norm_is_rank_bm25_on_normalised_tokens(docs, query, engine):
     "bm25_norm's scores are rank_bm25's BM25Okapi over lowercased tokens split on every non-alphanumeric character."
     toks = [d.lower().replace('_', ' ') for d in docs]
     toks = [''.join(c if c.isalnum() else ' ' for c in d).split() for d in toks]
@@ -181,7 +182,7 @@ def test_bm25_norm_is_rank_bm25_on_normalised_tokens(docs, query, compiled):
     if not any(toks): return                          # rank_bm25 divides by zero on an all-empty corpus
     qt = ''.join(c if c.isalnum() else ' ' for c in query.lower()).split()
     ref = BM25Okapi(toks).get_scores(qt)
-    got = get_retriever('bm25_norm', compiled=compiled).retrieve(query, _items(docs), k=None)
+    got = get_retriever('bm25_norm', engine=engine).retrieve(query, _items(docs), k=None)
     np.testing.assert_allclose([r['score'] for r in got], ref[[r['index'] for r in got]], rtol=1e-9, atol=1e-12)
     assert sorted(r['index'] for r in got) == list(range(len(docs)))
 
@@ -248,10 +249,34 @@ def test_compiled_term_counts_exact_on_long_and_similar_tokens():
 @given(docs=st.lists(doc_st, min_size=0, max_size=20), query=texts_st, k=st.integers(0, 8))
 def test_compiled_engine_equals_arrow_engine(docs, query, k):
     prof = _items(docs)
-    a = get_retriever('bm25', compiled=True).retrieve_batch([query, 'the a'], [prof, prof[:3]], k=k)
-    b = get_retriever('bm25', compiled=False).retrieve_batch([query, 'the a'], [prof, prof[:3]], k=k)
+    a = get_retriever('bm25', engine='numba').retrieve_batch([query, 'the a'], [prof, prof[:3]], k=k)
+    b = get_retriever('bm25', engine='arrow').retrieve_batch([query, 'the a'], [prof, prof[:3]], k=k)
     for x, y in zip(a, b):
         np.testing.assert_allclose([r['score'] for r in x], [r['score'] for r in y], rtol=1e-9, atol=1e-12)
         sx, sy = {r['index'] for r in x}, {r['index'] for r in y}
         kth = min([r['score'] for r in y], default=0)
         assert all(abs(r['score'] - kth) < 1e-9 for r in x + y if r['index'] in sx ^ sy)
+
+
+@settings(max_examples=60, deadline=None)
+@given(profiles=st.lists(st.lists(texts_st, max_size=12), min_size=1, max_size=4), queries=st.lists(texts_st, min_size=1, max_size=6),
+       data=st.data())
+def test_fast_engines_return_the_readable_engines_scores(profiles, queries, data):
+    "Every engine of prlm.bm25_fast gives bm25_exact's scores, for any batch (empty texts, empty profiles, shared profiles)."
+    qgroup = sorted(data.draw(st.lists(st.integers(0, len(profiles) - 1), min_size=len(queries), max_size=len(queries))))
+    exact = bm25_exact(profiles, queries, qgroup)
+    for name, engine in FAST_ENGINES.items():
+        got = engine(profiles, queries, qgroup)
+        assert len(got) == len(exact)
+        for g, e in zip(got, exact): np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_engine_choice_and_lazy_import():
+    "bm25_engine names the engines; importing prlm.retrieve does not import prlm.bm25_fast (it builds on retrieve)."
+    import subprocess
+    assert bm25_engine('exact') is bm25_exact and bm25_engine().__name__ == ('bm25_numba' if numba else 'bm25_arrow')
+    with pytest.raises(ValueError, match='unknown BM25 engine'): get_retriever('bm25', engine='lucene')
+    assert get_retriever('bm25', engine='exact').engine == 'exact'
+    code = "import sys, prlm.retrieve; assert 'prlm.bm25_fast' not in sys.modules; prlm.retrieve.bm25_engine(); assert 'prlm.bm25_fast' in sys.modules"
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -111,3 +111,26 @@ def test_benchmark_script_cpu_smoke(tmp_path):
     rec = res["grpo"]["prlm_recipe"]
     assert rec["completions_per_s"] > 0 and rec["rollout_path"] == "eager" and rec["fast_error"] is None
     assert "=== RESULTS ===" in r.stdout
+
+
+def test_pinned_trl_private_api():
+    "prlm.rollout overrides TRL's private `_generate_single_turn` and reads GRPOTrainer internals: fail loudly when they move."
+    import fnmatch, inspect, re, trl
+    from trl import GRPOTrainer
+    from prlm.rollout import MergedLoraGenerationMixin
+    pin = re.search(r"^trl==(\S+)", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    assert fnmatch.fnmatch(trl.__version__, pin), (
+        f"trl {trl.__version__} is installed but prlm.rollout was written for {pin}: check generation_step_mixin and "
+        "FastRolloutGRPOTrainer against GRPOTrainer._generate_single_turn, then update the pin")
+    step = getattr(GRPOTrainer, "_generate_single_turn", None)
+    assert step is not None, "trl.GRPOTrainer._generate_single_turn is gone: prlm.rollout.generation_step_mixin needs a new hook"
+    assert list(inspect.signature(step).parameters) == ["self", "prompt_ids", "images", "multimodal_fields", "num_generations",
+                                                        "has_tool_images"]
+    src = inspect.getsource(GRPOTrainer)
+    for attr in ("self._metrics =", "self._tokenizer =", "self.eos_token_ids =", "self.use_transformers_continuous_batching =",
+                 "self.repetition_penalty =", "self._generate_single_turn("):
+        assert attr in src, f"GRPOTrainer no longer has `{attr}`, which prlm.rollout uses"
+    from trl.models.utils import unwrap_model_for_generation  # noqa: F401  (the fast path's unwrapping)
+    overrides = {p.name: p.read_text().count("def _generate_single_turn") for p in (ROOT / "prlm").glob("*.py")}
+    assert {k: v for k, v in overrides.items() if v} == {"rollout.py": 1}, overrides  # one override, in generation_step_mixin
+    assert MergedLoraGenerationMixin._generate_single_turn.__qualname__.startswith("generation_step_mixin")
