@@ -188,7 +188,7 @@ def bm25_engine(name: str|None = None, # 'exact' (`bm25_exact`), 'numba' or 'arr
                ) -> Callable:
     "A BM25 engine (a function with `bm25_exact`'s signature and scores) by name."
     if name == 'exact': return bm25_exact
-    from prlm.bm25_fast import FAST_ENGINES, default_engine   # lazily: bm25_fast builds on this module (see above)
+    from prlm.bm25_fast import FAST_ENGINES, default_engine   # lazily: a later stage (see above)
     name = name or default_engine()
     if name not in FAST_ENGINES: raise ValueError(f"unknown BM25 engine {name!r}; choose from {['exact', *FAST_ENGINES]}")
     return FAST_ENGINES[name]

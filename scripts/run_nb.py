@@ -3,7 +3,8 @@
 
 Usage: python scripts/run_nb.py nbs/01_retrieve.ipynb [more.ipynb ...] [--skip-flags gpu] [--scrub-only]
 All cells run, `#| slow` ones included (that is the point: docs show the slow results); cells whose flags are in
---skip-flags (default: gpu) are left without output. Stops at the first failing cell and names it.
+--skip-flags (default: gpu) are left without output; cells whose flags are in --keep-flags are not run and keep
+their saved outputs. Stops at the first failing cell and names it.
 Saved outputs are scrubbed of this machine's paths (the checkout, its virtualenv, the home folder, temporary folders),
 so the docs never show where they were built; `--scrub-only` does just that to already executed notebooks.
 """
@@ -47,7 +48,7 @@ def scrub_outputs(nb):
                 if k.startswith('text/'): o['data'][k] = fix(o['data'][k])
     return n
 
-def run_nb(path, skip_flags=('gpu',)):
+def run_nb(path, skip_flags=('gpu',), keep_flags=()):
     path = Path(path)
     nb = read_nb(path)
     os.chdir(path.parent)
@@ -55,6 +56,7 @@ def run_nb(path, skip_flags=('gpu',)):
     t0 = time.time()
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != 'code': continue
+        if _flags(cell) & set(keep_flags): continue  # not run: its saved outputs stay
         if _flags(cell) & set(skip_flags): cell.outputs = []; continue
         shell.cell(cell)
         errs = [o for o in cell.get('outputs', []) if o.get('output_type') == 'error']
@@ -69,6 +71,7 @@ if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('paths', nargs='+')
     ap.add_argument('--skip-flags', nargs='*', default=['gpu'])
+    ap.add_argument('--keep-flags', nargs='*', default=[], help="cells with these flags are not run and keep their saved outputs (e.g. slow, to refresh a notebook quickly)")
     ap.add_argument('--scrub-only', action='store_true', help="only scrub machine paths from the saved outputs")
     a = ap.parse_args()
     cwd = os.getcwd()
@@ -76,4 +79,4 @@ if __name__ == '__main__':
         os.chdir(cwd)
         if a.scrub_only:
             nb = read_nb(p); n = scrub_outputs(nb); write_nb(nb, p); print(f"{p}: {n} output strings scrubbed")
-        else: run_nb(Path(p).resolve(), a.skip_flags)
+        else: run_nb(Path(p).resolve(), a.skip_flags, a.keep_flags)
