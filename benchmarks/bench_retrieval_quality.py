@@ -20,7 +20,7 @@ os.environ.setdefault('HF_DATASETS_OFFLINE', '1'); os.environ.setdefault('TOKENI
 from pathlib import Path
 import numpy as np
 from prlm.data import load_embedded, swap_profiles
-from prlm.utils import atomic_write_json as _atomic_write_json
+from prlm.utils import atomic_write_json
 from prlm.retrieve import get_retriever, retrieve_dataset, retrieved_items
 from prlm.metrics import rouge_per_example, paired_bootstrap_ci
 
@@ -93,7 +93,7 @@ def main():
                dataset=f'embedded {a.split}/{a.part}', n_queries=len(own), n_users=len(set(own['user_id'])), k=1,
                metric='mean per-example ROUGE F (prlm.metrics.rouge_per_example) of the top-1 item output vs target',
                seed=a.seed, retrievers=res, bm25_norm_vs_bm25=diff)
-    _atomic_write_json(a.out, out)
+    atomic_write_json(a.out, out)
     print('wrote', a.out)
 
 

@@ -12,7 +12,7 @@ import argparse, json
 from pathlib import Path
 from prlm.data import (_seeded_key, apt_update_lists, build_debian_users, debian_items, embedded_records, _embedded_users,
                        write_lamp_outputs)
-from prlm.utils import atomic_write_json as _atomic_write_json
+from prlm.utils import atomic_write_json
 
 def lamp5(rec):
     "A shared-schema Debian record as a LaMP-5 question."
@@ -35,7 +35,7 @@ def main():
     out = Path(a.out_dir)
     for sub in ('train', 'dev'):
         recs = embedded_records('time', sub, users=users)
-        _atomic_write_json(out/sub/f'{sub}_questions.json', [lamp5(r) for r in recs])
+        atomic_write_json(out/sub/f'{sub}_questions.json', [lamp5(r) for r in recs])
         write_lamp_outputs({r['id']: r['target'] for r in recs}, out/sub/f'{sub}_outputs.json', 'LaMP-5')
         print(f"{sub}: {len(recs)} queries from {len({r['user_id'] for r in recs})} maintainers outside the embedded sample -> {out/sub}")
     print(json.dumps(dict(eligible=stats.get('eligible_maintainers'), shipped=len(shipped), used=len(users))))
