@@ -562,7 +562,7 @@ def evaluate_systems(test_ds,                       # held-out queries (shared s
                      seed:int=0,                    # seed of the bootstraps and of the profile swap
                      verbose:bool=True)->EvalResults:
     "Run every system on every grid cell (at the main cell also with another user's profile and none), with cached generations; save and return the results."
-    from prlm.prompts import add_prompts, extract_answer, get_template
+    from prlm.prompts import add_prompts, extract_answer, get_template, ANSWER_STOP
     from prlm.data import write_lamp_outputs
     grid, templates, gen_kw = grid or EvalGrid(), templates or {}, dict(gen_kw or {})
     unknown = [s for s in systems if s not in SYSTEMS]
@@ -600,8 +600,9 @@ def evaluate_systems(test_ds,                       # held-out queries (shared s
         items[job] = (n_items, *_prompt_items([tops[sn][i] for i in sel], n_items, ids))
     # 2. generate what is missing: base-policy systems share one loaded model, then the adapter
     completions, loaded = {}, {}
-    def kw_of(s):  # systems that answer without reasoning need fewer new tokens
-        return {**gen_kw, 'max_new_tokens': answer_max_new_tokens} if answer_max_new_tokens and not get_template(tpl_of(s)).reasoning else gen_kw
+    def kw_of(s):  # reasoning systems stop after their answer; the others answer in fewer new tokens
+        if get_template(tpl_of(s)).reasoning: return {'stop': ANSWER_STOP, **gen_kw}
+        return {**gen_kw, 'max_new_tokens': answer_max_new_tokens} if answer_max_new_tokens else gen_kw
     for want_adapter in (False, True):
         def load(): 
             if want_adapter not in loaded: loaded.clear(); loaded[want_adapter] = _load_model(policy, adapter if want_adapter else None)

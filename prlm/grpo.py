@@ -250,6 +250,10 @@ def resumable_checkpoint(out_dir: str | Path,  # a Trainer output_dir
             os.replace(p, aside / p.name)
     return (good[-1] if good else None), {p.name: why for p, why in bad.items()}
 
+# %% ../nbs/07_grpo.ipynb #32a77e9d
+from contextlib import contextmanager
+from .rollout import merged_lora, MergedLoraGenerationMixin, StopAfterMixin  # TRL's generation step is overridden only there
+
 # %% ../nbs/07_grpo.ipynb #0abf1cbc
 def trainer_class(cfg: GRPOStageConfig):
     "The trainer class a stage config asks for: always `trl.GRPOTrainer` or a subclass of it."
@@ -265,12 +269,9 @@ def trainer_class(cfg: GRPOStageConfig):
     if cfg.fast_rollout:
         from prlm.rollout import FastRolloutGRPOTrainer as base
     else: base = GRPOTrainer
-    if not cfg.merge_lora_generation: return base
-    return type(f'MergedLora{base.__name__}', (MergedLoraGenerationMixin, base), {})
-
-# %% ../nbs/07_grpo.ipynb #32a77e9d
-from contextlib import contextmanager
-from .rollout import merged_lora, MergedLoraGenerationMixin  # TRL's generation step is overridden only there
+    if cfg.merge_lora_generation: base = type(f'MergedLora{base.__name__}', (MergedLoraGenerationMixin, base), {})
+    if not cfg.stop_after: return base
+    return type(f'StopAfter{base.__name__}', (StopAfterMixin, base), dict(stop_text=cfg.stop_after))
 
 # %% ../nbs/07_grpo.ipynb #8f05645a
 def load_stage_policy(cfg: GRPOStageConfig):

@@ -13,6 +13,7 @@ from fastcore.basics import patch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 import prlm
 from .rewards import PAPER_WEIGHTS
+from .prompts import ANSWER_STOP
 from .utils import atomic_write
 
 # %% auto #0
@@ -58,6 +59,7 @@ class GRPOStageConfig:
     template: str = 'prlm'  # `prlm.prompts` template for a dataset without a `prompt` column
     max_prompt_tokens: Annotated[int, Field(ge=1)] = 512  # prompt token budget (a longer prompt keeps its last tokens)
     max_prompts: Optional[Annotated[int, Field(ge=1)]] = 500  # train on at most this many prompts (None: all)
+    stop_after: Optional[str] = ANSWER_STOP  # each completion ends after the first occurrence of this text (kept; None: no stop)
     # speed and precision
     bf16: bool | str = False  # TRL's `bf16`, or 'auto': on when the loaded weights are bf16
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (and no KV cache in training)

@@ -12,9 +12,10 @@ from tqdm.auto import tqdm
 from filelock import FileLock
 from .utils import atomic_dir, atomic_write, atomic_write_json, read_jsonl, append_jsonl
 from .batching import continuous_generate
+from .prompts import stop_after
 from transformers import (AutoModelForCausalLM, AutoModel, AutoModelForSequenceClassification, AutoTokenizer,
                           GenerationConfig, LogitsProcessor, LogitsProcessorList, LlamaConfig, BertConfig,
-                          TemperatureLogitsWarper, TopPLogitsWarper)
+                          TemperatureLogitsWarper, TopPLogitsWarper, StoppingCriteriaList, StopStringCriteria)
 
 # %% auto #0
 __all__ = ['SMOLLM2_GGUF', 'SMOLLM2_ID', 'MINILM_ID', 'prlm_cache', 'embedded_gguf', 'embedded_policy_path',
@@ -340,14 +341,14 @@ def _processors(do_sample, temperature, top_p, seeds) -> LogitsProcessorList:
         procs.append(GumbelSampler(seeds))
     return procs
 
-def _padded_generate(model, tokenizer, enc, batch_size, gc, procs_for, finish, st):
+def _padded_generate(model, tokenizer, enc, batch_size, gc, procs_for, finish, st, stopping=None):
     "Length-sorted, left-padded batches through `model.generate`: `finish(i, new tokens)` per row; `procs_for(rows)` per batch."
     order = sorted(range(len(enc)), key=lambda i: -len(enc[i]))
     for s in range(0, len(order), batch_size):
         idx = order[s:s+batch_size]
         batch = tokenizer.pad({'input_ids': [enc[i] for i in idx]}, padding=True, return_tensors='pt', padding_side='left').to(model.device)
         t0 = time.perf_counter()
-        with torch.no_grad(): gen = model.generate(**batch, generation_config=gc, logits_processor=procs_for(idx))
+        with torch.no_grad(): gen = model.generate(**batch, generation_config=gc, logits_processor=procs_for(idx), stopping_criteria=stopping)
         st['seconds'] += time.perf_counter() - t0; st['calls'] += 1
         for row, i in enumerate(idx): finish(i, gen[row, batch['input_ids'].shape[1]:].tolist())
 
@@ -366,6 +367,7 @@ def generate(model, # a causal LM (e.g. from `load_policy`)
             row_seeds:list[int]|None=None, # explicit per-row sampling seeds (default: from `seed`, prompt, occurrence)
             engine:str='auto', # 'continuous' (greedy only), 'padded', or 'auto': continuous for greedy on CPU, else padded
             on_done=None, # called as `on_done(i, completion)` as soon as completion `i` is final (to save it at once)
+            stop:str|None=None, # a completion ends after the first occurrence of this text (kept; `prlm.prompts.stop_after`)
             ) -> list[str]:
     "Complete `prompts` in batches (continuous batching or length-sorted left-padded); return completions in input order."
     if isinstance(prompts, str): raise TypeError("`prompts` must be a list of strings, not one string")
@@ -386,7 +388,7 @@ def generate(model, # a causal LM (e.g. from `load_policy`)
     def finish(i, toks):
         cut = next((j for j, t in enumerate(toks) if t in eos), len(toks))
         st['new_tokens'] += min(cut + 1, len(toks))
-        out[i] = tokenizer.decode(toks[:cut], skip_special_tokens=True); bar.update(1)
+        out[i] = stop_after(tokenizer.decode(toks[:cut], skip_special_tokens=True), stop); bar.update(1)
         if on_done is not None: on_done(i, out[i])
     try:
         if engine == 'continuous':
@@ -395,7 +397,8 @@ def generate(model, # a causal LM (e.g. from `load_policy`)
             st['seconds'] += time.perf_counter() - t0; st['calls'] += 1
         else:
             gc = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, eos_token_id=eos, pad_token_id=pad, use_cache=True)
-            _padded_generate(model, tokenizer, enc, batch_size, gc, lambda idx: _processors(do_sample, temperature, top_p, [seeds[i] for i in idx]), finish, st)
+            _padded_generate(model, tokenizer, enc, batch_size, gc, lambda idx: _processors(do_sample, temperature, top_p, [seeds[i] for i in idx]), finish, st,
+                             StoppingCriteriaList([StopStringCriteria(tokenizer, [stop])]) if stop else None)
     finally: bar.close()
     return out
 
@@ -415,7 +418,7 @@ def generate_dataset(ds, # a `datasets.Dataset` with a prompt column (and an `id
                      column:str='completion', # name of the output column
                      prompt_column:str='prompt', # name of the prompt column
                      callback=None, # called as `callback(n_done, n_total)` after every `batch_size` rows written (and the last)
-                     **gen_kw, # passed to `generate` (batch_size, max_new_tokens, do_sample, temperature, top_p, seed, progress)
+                     **gen_kw, # passed to `generate` (batch_size, max_new_tokens, do_sample, temperature, top_p, seed, stop, progress)
                     ):
     "Add `column` with the completions of `ds[prompt_column]`, generating only rows not yet in `cache_file`."
     if prompt_column not in ds.column_names:
@@ -428,6 +431,7 @@ def generate_dataset(ds, # a `datasets.Dataset` with a prompt column (and an `id
     settings = {**defaults, **{k: v for k, v in gen_kw.items() if k in defaults},
                 'model': str(getattr(model, 'name_or_path', type(model).__name__)), 'dtype': str(getattr(model, 'dtype', ''))}
     if not settings['do_sample']: settings = {k: v for k, v in settings.items() if k not in ('temperature', 'top_p', 'seed')}
+    if gen_kw.get('stop'): settings['stop'] = gen_kw['stop']  # only when set: caches written without a stop keep their keys
     keys = [_gen_key(i, p, settings) for i, p in zip(ids, prompts)]
     if len(set(keys)) < len(keys): raise ValueError(f"duplicate (id, prompt) rows in the dataset: ids must be unique")
     seeds = _row_seeds(settings.get('seed', 0), prompts)  # the seeds a single call over the whole dataset would use

@@ -10,9 +10,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 # %% auto #0
 __all__ = ['SYSTEM_PROMPT', 'REASON_INSTRUCTION', 'FORMAT_LINE', 'EXAMPLE_ANSWERS', 'FORMAT_THINKS', 'FORMAT_ECHO', 'TEMPLATES',
-           'copies_format_think', 'TaskPrompt', 'labelled', 'PromptTemplate', 'get_template', 'prompt_items',
-           'apply_chat', 'count_tokens', 'truncate_tokens', 'waterfill', 'build_prompt', 'budget_check', 'min_budget',
-           'add_prompts', 'clean_answer', 'opens_think', 'parse_completion', 'extract_answer']
+           'ANSWER_STOP', 'copies_format_think', 'TaskPrompt', 'labelled', 'PromptTemplate', 'get_template',
+           'prompt_items', 'apply_chat', 'count_tokens', 'truncate_tokens', 'waterfill', 'build_prompt', 'budget_check',
+           'min_budget', 'add_prompts', 'clean_answer', 'opens_think', 'parse_completion', 'extract_answer',
+           'stop_after']
 
 # %% ../nbs/02_prompts.ipynb #d0404b10
 SYSTEM_PROMPT = (
@@ -376,3 +377,14 @@ def extract_answer(completion: str | None, # a generated completion
                   ) -> str:
     "The answer of a completion: only text after the reasoning closes; '' when there is none. Never raises."
     return parse_completion(completion, prompt)['answer']
+
+# %% ../nbs/02_prompts.ipynb #aec53c9a
+ANSWER_STOP = '</answer>'  # generation for reasoning templates ends after the first of these (kept in the completion)
+
+def stop_after(text:str|None, # a completion
+               stop:str|None=ANSWER_STOP, # the stop string (case-insensitive); None: no stop
+              ) -> str:
+    "`text` up to and including the first `stop`; all of it when `stop` is absent or None."
+    if not text or not stop: return text or ''
+    m = re.search(re.escape(stop), text, re.I)
+    return text[:m.end()] if m else text

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .data import other_users
 from .utils import atomic_dir, atomic_write_json
 from .models import generate_dataset, prepare_tokenizer, embedded_encoder_path, interactive, quiet_trainer, hf_progress_bars, hub_id
-from .prompts import build_prompt, extract_answer, prompt_items
+from .prompts import build_prompt, extract_answer, prompt_items, ANSWER_STOP
 from .retrieve import get_retriever
 
 # %% auto #0
@@ -97,7 +97,8 @@ def build_pairs(ds, # training rows in the shared schema, with `retrieved` (see 
     tmp = None
     if cache_dir is None: tmp = tempfile.TemporaryDirectory(); cache_dir = tmp.name
     cache_dir = Path(cache_dir); cache_dir.mkdir(parents=True, exist_ok=True)
-    gen_kw = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, do_sample=False, progress=progress)
+    gen_kw = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, do_sample=False, progress=progress,
+                  stop=ANSWER_STOP if use_reasoning else None)
     P = lambda ex, t, kk: build_prompt(ex, t, tokenizer, max_prompt_tokens, kk)
     def gen(name, prompts):
         d = Dataset.from_dict(dict(id=list(ds['id']), prompt=prompts))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 from fastcore.basics import patch
 from .metrics import rouge_sum
-from .prompts import EXAMPLE_ANSWERS, FORMAT_ECHO, extract_answer, opens_think, parse_completion, copies_format_think
+from .prompts import EXAMPLE_ANSWERS, FORMAT_ECHO, extract_answer, opens_think, parse_completion, copies_format_think, stop_after
 
 # %% auto #0
 __all__ = ['GUARD_PENALTY', 'PLACEHOLDERS', 'format_reward', 'format_strict_reward', 'REWARDS', 'PAPER_WEIGHTS',
@@ -88,7 +88,7 @@ _STRICT = re.compile(r'^\s*<think>((?:(?!</?think>|</?answer>).)*\S(?:(?!</?thin
 def format_score(text: str, strict: bool = False, think_open: bool = False) -> float:
     "Format score in [0, 1] of one completion text."
     try:
-        text = completion_text(text)
+        text = stop_after(completion_text(text))  # the completion ends at its first </answer>
         if think_open and not text.lstrip().startswith('<think>'): text = '<think>' + text
         if _STRICT.match(text): return 1.0
         if strict: return 0.0

@@ -14,9 +14,10 @@ from trl import GRPOConfig, GRPOTrainer
 from .batching import sdpa_wrapped
 
 # %% auto #0
-__all__ = ['MergedLoraGenerationMixin', 'ROLLOUT_DEFAULTS', 'sample_next', 'packed_gqa_sdpa', 'decode_attention', 'RolloutStats',
-           'StaticRollout', 'fast_generate', 'generation_step_mixin', 'merged_lora', 'FastRolloutConfig',
-           'FastRolloutGRPOTrainer', 'word_tokenizer', 'gpu_recipe', 'rollout_recipe', 'vllm_recipe']
+__all__ = ['MergedLoraGenerationMixin', 'StopAfterMixin', 'ROLLOUT_DEFAULTS', 'sample_next', 'packed_gqa_sdpa',
+           'decode_attention', 'RolloutStats', 'StaticRollout', 'fast_generate', 'generation_step_mixin', 'merged_lora',
+           'stop_len', 'FastRolloutConfig', 'FastRolloutGRPOTrainer', 'word_tokenizer', 'gpu_recipe', 'rollout_recipe',
+           'vllm_recipe']
 
 # %% ../nbs/07b_rollout.ipynb #5b54574d
 def _round_up(n, m): return -(-int(n) // m) * m
@@ -295,6 +296,29 @@ def _merged_step(self, step, *args):
 
 MergedLoraGenerationMixin = generation_step_mixin(_merged_step, 'MergedLoraGenerationMixin',
     "A `GRPOTrainer` mixin: TRL's generation runs inside `merged_lora` (same samples, fewer operations per token).")
+
+# %% ../nbs/07b_rollout.ipynb #f45d4fd7
+def stop_len(tokenizer, # decodes the ids
+             ids:list[int], # one completion's token ids
+             stop:str, # the stop text (case-insensitive)
+            ) -> int|None:
+    "How many of `ids` to keep so the decoded text ends with the first `stop`; None when `stop` never occurs."
+    has = lambda n: stop.lower() in tokenizer.decode(ids[:n], skip_special_tokens=True).lower()
+    if not has(len(ids)): return None
+    return next(n for n in range(1, len(ids) + 1) if has(n))
+
+# %% ../nbs/07b_rollout.ipynb #40d1e770
+def _stop_step(self, step, *args):
+    "TRL's generation step with each completion (ids, and logprobs if any) cut after the first `self.stop_text`."
+    ids, logprobs = step(*args)
+    keep = [stop_len(self._tokenizer, c, self.stop_text) for c in ids]
+    self._metrics["train" if self.model.training else "eval"]["completions/stopped_ratio"].append(
+        sum(n is not None for n in keep) / max(len(ids), 1))
+    cut = lambda xs: [x if n is None else x[:n] for x, n in zip(xs, keep)]
+    return cut(ids), None if logprobs is None else cut(logprobs)
+
+StopAfterMixin = generation_step_mixin(_stop_step, 'StopAfterMixin',
+    "A `GRPOTrainer` mixin: every completion ends after the first `stop_text` (a class attribute), as vLLM's `stop`.")
 
 # %% ../nbs/07b_rollout.ipynb #df92a03c
 @dataclass
