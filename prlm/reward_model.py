@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_reward_model.ipynb #39254d06
 from __future__ import annotations
-import os, json, re, math, random, shutil, tempfile, time, warnings, copy
+import os, json, re, math, random, shutil, tempfile, time, warnings, copy, hashlib
 from fastcore.basics import patch
 from pathlib import Path
 from collections import Counter
@@ -395,6 +395,11 @@ def _done_line(m:dict) -> str:
     return f"reward model: {m['n_train']} pairs x {m['epochs']} epochs, {loss}, {held}, {m['train_seconds']:.0f} s"
 
 # %% ../nbs/05_reward_model.ipynb #f4337bf7
+def _pairs_key(pairs:Dataset) -> str:
+    "A short hash of the pairs' content (which pairs a reward model was trained and held out on)."
+    cols = [c for c in ('id', 'user_id', 'negative', 'query', 'chosen', 'rejected') if c in pairs.column_names]
+    return hashlib.sha256(json.dumps([list(pairs[c]) for c in cols], default=str).encode()).hexdigest()[:16]
+
 def train_reward_model(pairs:Dataset, # from `build_pairs`: query, chosen, rejected (+ profile_text, negative, id, user_id)
                        out_dir, # the model folder to write (e.g. RUN/rm/model)
                        encoder='embedded', # 'embedded' (all-MiniLM-L6-v2), a hub id ('bert-base-uncased'), a path, or (model, tokenizer)
@@ -414,13 +419,17 @@ def train_reward_model(pairs:Dataset, # from `build_pairs`: query, chosen, rejec
     "Train a Bradley–Terry reward model with TRL's `RewardTrainer`; save it (safetensors) with `metrics.json`; return the metrics."
     out_dir = Path(out_dir)
     want = None if heldout_users is None else sorted(map(str, heldout_users))
-    if (out_dir/'metrics.json').exists() and (out_dir/'model.safetensors').exists() and not overwrite:
-        m = json.loads((out_dir/'metrics.json').read_text())
-        if want is None or m.get('heldout_users') == want:
-            for w in m.get('warnings') or []: warnings.warn(w)
-            return m
     for col in ('query', 'chosen', 'rejected'):
         if col not in pairs.column_names: raise KeyError(f"train_reward_model: pairs have no `{col}` column (columns: {pairs.column_names})")
+    # a finished model is reused only if it was trained the same way on the same pairs
+    settings = dict(input_format=input_format, split_by=split_by, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                    max_length=max_length, answer_tokens=answer_tokens, pairs_key=_pairs_key(pairs),
+                    trained_on=None if negatives is None else sorted([negatives] if isinstance(negatives, str) else negatives))
+    if (out_dir/'metrics.json').exists() and (out_dir/'model.safetensors').exists() and not overwrite:
+        m = json.loads((out_dir/'metrics.json').read_text())
+        if (want is None or m.get('heldout_users') == want) and all(m.get(k) == v for k, v in settings.items()):
+            for w in m.get('warnings') or []: warnings.warn(w)
+            return m
     if 'id' not in pairs.column_names: pairs = pairs.add_column('id', [str(i) for i in range(len(pairs))])
     t0 = time.time()
     train, held = split_pairs(pairs, eval_frac, seed, by=split_by, heldout=want)  # on all types: the same held-out users for any `negatives`
@@ -439,9 +448,8 @@ def train_reward_model(pairs:Dataset, # from `build_pairs`: query, chosen, rejec
         rm = RewardModel(trained, tok, input_format, max_length, answer_tokens)
         ev, c, r = evaluate_pairs(rm, held) if len(held) else (dict(n=0), np.zeros(0), np.zeros(0))
         trn, _, _ = evaluate_pairs(rm, train.select(range(min(len(train), 128))))
-        metrics.update(input_format=input_format, encoder=_encoder_name(encoder),
-                       n_train=len(train), n_heldout=len(held), split_by=split_by, epochs=epochs, lr=lr, batch_size=batch_size,
-                       seed=seed, max_length=max_length, heldout_accuracy=ev.get('accuracy'), heldout_margin=ev.get('margin'),
+        metrics.update(settings, encoder=_encoder_name(encoder),
+                       n_train=len(train), n_heldout=len(held), heldout_accuracy=ev.get('accuracy'), heldout_margin=ev.get('margin'),
                        **{f'heldout_{k}': v for k, v in ev.items() if k.startswith(('accuracy_', 'margin_', 'n_'))},
                        train_accuracy=trn['accuracy'], loss_first=losses[0] if losses else None,
                        loss_last=losses[-1] if losses else None, train_seconds=round(time.time() - t0, 1),
