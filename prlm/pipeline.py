@@ -816,11 +816,13 @@ def _reward_summary(rows:list, n:int=None)->dict:
     n = n or max(1, len(r)//4)
     z = [x['frac_reward_zero_std'] for x in rows if isinstance(x.get('frac_reward_zero_std'), (int, float))]
     rs = [x['rewards/rouge/std'] for x in rows if isinstance(x.get('rewards/rouge/std'), (int, float))]
+    st = [x['completions/stopped_ratio'] for x in rows if isinstance(x.get('completions/stopped_ratio'), (int, float))]
     return dict(steps_logged=len(r), first_mean=float(np.mean(r[:n])), last_mean=float(np.mean(r[-n:])),
                 first_std=float(np.std(r[:n])), last_std=float(np.std(r[-n:])),
                 zero_signal_share=float(np.mean(z)) if z else None,  # completions of a prompt all scored the same: no gradient
                 # ... on ROUGE alone (e.g. every answer empty): the format reward can still vary, the task reward cannot
-                rouge_flat_share=float(np.mean([v == 0 for v in rs])) if rs else None)
+                rouge_flat_share=float(np.mean([v == 0 for v in rs])) if rs else None,
+                stopped_share=float(np.mean(st)) if st else None)  # completions that reached `</answer>` (`StopAfterMixin`)
 
 # %% ../nbs/10_pipeline.ipynb #e61c16af
 def _main_health(res)->list:
