@@ -25,7 +25,7 @@ def _flags(cell):
 ROOT = Path(__file__).resolve().parents[1]
 _SCRUBS = [(re.compile(re.escape(str(ROOT)) + r'/\.venv/lib/python[\d.]+/site-packages/'), ''),
            (re.compile(re.escape(str(ROOT)) + '/'), ''),
-           (re.compile(re.escape(tempfile.gettempdir()) + r'/tmp[\w]+'), '$TMPDIR'),
+           (re.compile(re.escape(tempfile.gettempdir()) + r'/(?:tmp|prlm-)\w+'), '$TMPDIR'),  # mkdtemp() and prlm's own temp folders
            (re.compile(re.escape(str(Path.home())) + '/'), '~/')]
 
 def scrub(text):
