@@ -289,7 +289,9 @@ def load_stage_policy(cfg: GRPOStageConfig):
 REWARD_TEXT = dict(rouge="ROUGE-1/2/L F1 of the answer against the user's real output",
                    format="the completion follows the prompt's format (reasoning closed, then one answer)",
                    format_strict="the completion follows the prompt's format exactly",
-                   personalization="a contrastive reward model (`prlm.reward_model`) scores how much the answer reflects the user's own writing")
+                   personalization="a contrastive reward model (`prlm.reward_model`) scores how much the answer reflects the user's own writing",
+                   personalization_group="the reward model's score as a z-score within each group of completions for one prompt",
+                   profile_words="share of the real output's words that the profile items in the prompt also use, found in the answer")
 
 def _is_hub_id(s: str) -> bool: return bool(re.fullmatch(r'[\w.-]+/[\w.-]+', s)) and not Path(s).exists()
 
@@ -335,10 +337,11 @@ def _prepare_dataset(train_ds, cfg, tok, reward_names):
     if 'prompt' not in train_ds.column_names:
         from prlm.prompts import add_prompts
         train_ds = add_prompts(train_ds, tok, template=cfg.template, max_prompt_tokens=cfg.max_prompt_tokens)
-    need = {'rouge': 'target'}
+    need = {'rouge': ('target',), 'profile_words': ('target', 'profile', 'prompt_item_ids')}
     for name in reward_names:
-        if name in need and need[name] not in train_ds.column_names:
-            raise KeyError(f"reward {name!r} needs dataset column {need[name]!r}; columns: {train_ds.column_names}")
+        for col in need.get(name, ()):
+            if col not in train_ds.column_names:
+                raise KeyError(f"reward {name!r} needs dataset column {col!r}; columns: {train_ds.column_names}")
     if cfg.max_prompts: train_ds = train_ds.select(range(min(cfg.max_prompts, len(train_ds))))
     if len(train_ds) == 0: raise ValueError('train_ds is empty')
     return fit_prompts(train_ds, tok, cfg.max_prompt_tokens)

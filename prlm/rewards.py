@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any, Callable
 from fastcore.basics import patch
 from .metrics import rouge_sum
+from .inspect import STOPWORDS
 from .prompts import EXAMPLE_ANSWERS, FORMAT_ECHO, extract_answer, opens_think, parse_completion, copies_format_think, stop_after
 
 # %% auto #0
 __all__ = ['GUARD_PENALTY', 'PLACEHOLDERS', 'format_reward', 'format_strict_reward', 'REWARDS', 'PAPER_WEIGHTS',
            'completion_text', 'extract', 'copied_reasoning', 'is_placeholder', 'format_score', 'make_format_reward',
-           'rouge_reward', 'PersonalizationReward', 'group_standardise', 'GroupPersonalizationReward',
-           'RewardConfigError', 'make_reward_funcs']
+           'rouge_reward', 'content_words', 'profile_words', 'prompt_item_outputs', 'profile_words_reward',
+           'PersonalizationReward', 'group_standardise', 'GroupPersonalizationReward', 'RewardConfigError',
+           'make_reward_funcs']
 
 # %% ../nbs/06_rewards.ipynb #a58162b9
 def completion_text(completion: Any) -> str:
@@ -144,6 +146,44 @@ def rouge_reward(prompts=None, completions=None, target=None, **kwargs) -> list[
     return out
 rouge_reward.__name__ = 'rouge'
 
+# %% ../nbs/06_rewards.ipynb #6efee10f
+def content_words(text: str) -> set[str]:
+    "Lower-cased alphanumeric words of `text` (ROUGE's tokens), without `prlm.inspect.STOPWORDS`."
+    return {w for w in re.findall(r'[a-z0-9]+', str(text or '').lower()) if w not in STOPWORDS}
+
+def profile_words(answer: str,  # an extracted answer
+                  target: str,  # the user's real output
+                  item_outputs: list,  # the `output` of each profile item in the prompt
+                 ) -> float | None:
+    "Share of the target's content words also in the items' outputs (W) that `answer` uses; None when W is empty."
+    W = content_words(target) & set().union(*map(content_words, item_outputs or []))
+    return len(W & content_words(answer)) / len(W) if W else None
+
+# %% ../nbs/06_rewards.ipynb #296b4fae
+def prompt_item_outputs(profile: list,  # the user's profile: dicts with `id` and `output`
+                        ids: list,  # ids of the items the prompt holds (`prompt_item_ids`)
+                       ) -> list[str]:
+    "The `output` of each item the prompt holds, in `ids` order (ids not in `profile` are skipped)."
+    by_id = {str(p.get('id')): p.get('output') or '' for p in (profile or []) if isinstance(p, dict)}
+    return [by_id[str(i)] for i in (ids or []) if str(i) in by_id]
+
+# %% ../nbs/06_rewards.ipynb #4d0b06ee
+def profile_words_reward(prompts=None, completions=None, target=None, profile=None, prompt_item_ids=None, **kwargs) -> list[float | None]:
+    "`profile_words` of each extracted answer (0 when guarded, as `rouge_reward` guards); None without a target, items or W."
+    completions = list(completions or []); n = len(completions)
+    ps, ts, qs = _col(dict(p=prompts), 'p', n), _col(dict(t=target), 't', n), _col(kwargs, 'query', n)
+    profs, ids = _col(dict(p=profile), 'p', n), _col(dict(i=prompt_item_ids), 'i', n)
+    out: list[float | None] = []
+    for c, p, t, q, pr, i in zip(completions, ps, ts, qs, profs, ids):
+        s = profile_words('', t, prompt_item_outputs(pr, i)) if isinstance(t, str) else None
+        if s is not None:
+            a = extract(c, p)
+            guarded = is_placeholder(a, q if isinstance(q, str) else None) or copied_reasoning(c, p)
+            s = 0.0 if guarded else profile_words(a, t, prompt_item_outputs(pr, i))
+        out.append(s)
+    return out
+profile_words_reward.__name__ = 'profile_words'
+
 # %% ../nbs/06_rewards.ipynb #1fd3e751
 class PersonalizationReward:
     "σ(reward-model score) of each extracted answer; loads `prlm.reward_model.RewardModel` lazily, once."
@@ -227,6 +267,7 @@ REWARDS: dict[str, Callable] = {
     'format_strict': format_strict_reward,
     'personalization': PersonalizationReward,
     'personalization_group': GroupPersonalizationReward,
+    'profile_words': profile_words_reward,
 }
 PAPER_WEIGHTS = {'rouge': 1.0, 'format': 0.1, 'personalization': 0.1}
 
