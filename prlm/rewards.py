@@ -168,19 +168,17 @@ def prompt_item_outputs(profile: list,  # the user's profile: dicts with `id` an
     return [by_id[str(i)] for i in (ids or []) if str(i) in by_id]
 
 # %% ../nbs/06_rewards.ipynb #4d0b06ee
-def profile_words_reward(prompts=None, completions=None, target=None, profile=None, prompt_item_ids=None, **kwargs) -> list[float | None]:
-    "`profile_words` of each extracted answer (0 when guarded, as `rouge_reward` guards); None without a target, items or W."
+def profile_words_reward(prompts=None, completions=None, target=None, profile=None, prompt_item_ids=None, **kwargs) -> list[float]:
+    "`profile_words` of each extracted answer; 0 when the answer is guarded (as `rouge_reward` guards) or W is empty (no target, no items)."
     completions = list(completions or []); n = len(completions)
     ps, ts, qs = _col(dict(p=prompts), 'p', n), _col(dict(t=target), 't', n), _col(kwargs, 'query', n)
     profs, ids = _col(dict(p=profile), 'p', n), _col(dict(i=prompt_item_ids), 'i', n)
-    out: list[float | None] = []
+    out = []
     for c, p, t, q, pr, i in zip(completions, ps, ts, qs, profs, ids):
-        s = profile_words('', t, prompt_item_outputs(pr, i)) if isinstance(t, str) else None
-        if s is not None:
-            a = extract(c, p)
-            guarded = is_placeholder(a, q if isinstance(q, str) else None) or copied_reasoning(c, p)
-            s = 0.0 if guarded else profile_words(a, t, prompt_item_outputs(pr, i))
-        out.append(s)
+        a, items = extract(c, p), prompt_item_outputs(pr, i)
+        guarded = is_placeholder(a, q if isinstance(q, str) else None) or copied_reasoning(c, p)
+        s = None if guarded or not isinstance(t, str) else profile_words(a, t, items)
+        out.append(0.0 if s is None else s)
     return out
 profile_words_reward.__name__ = 'profile_words'
 
