@@ -76,6 +76,7 @@ def continuous_generate(model, # a causal LM with `sdpa` attention
                         pad_token_id:int,
                         batch_size:int=32, # prompts in flight
                         on_done=None, # called as `on_done(i, tokens)` as soon as completion `i` ends
+                        stop_when=None, # called as `stop_when(tokens)` after each new token; True ends the completion there
                         page_size:int=16, max_batch_tokens:int=512, # paged KV cache: tokens per page; tokens per forward
                        ) -> list[list[int]]:
     "Greedy new tokens of each prompt by transformers' continuous batching, in input order (all prompts queued first)."
@@ -83,7 +84,8 @@ def continuous_generate(model, # a causal LM with `sdpa` attention
     out, mgr = [None] * len(input_ids), _manager(model, input_ids, max_new_tokens, eos_token_ids, pad_token_id, batch_size, page_size, max_batch_tokens)
     try:
         with varlen_attention():
-            pos = {r: i for i, r in enumerate(mgr.add_requests(input_ids, max_new_tokens=max_new_tokens))}
+            # with `stop_when`, every new token is streamed to be checked, and a completion it ends is cancelled
+            pos = {r: i for i, r in enumerate(mgr.add_requests(input_ids, max_new_tokens=max_new_tokens, streaming=stop_when is not None))}
             left = set(pos)
             with torch.inference_mode(): mgr.start()
             while left:
@@ -91,8 +93,11 @@ def continuous_generate(model, # a causal LM with `sdpa` attention
                 if r is None:
                     if not mgr.is_running(): raise RuntimeError(f"continuous batching stopped with {len(left)} prompts left")
                     continue
-                if not r.is_finished() or r.request_id not in left: continue
+                if r.request_id not in left: continue
                 if r.error: raise RuntimeError(f"continuous batching failed on prompt #{pos[r.request_id]}: {r.error}")
+                if not r.is_finished():
+                    if stop_when is None or not stop_when(r.generated_tokens): continue
+                    mgr.cancel_request(r.request_id)  # frees its slot and cache pages for the prompts still queued
                 left.discard(r.request_id); i = pos[r.request_id]; out[i] = list(r.generated_tokens)
                 if on_done is not None: on_done(i, out[i])
     finally: mgr.stop(block=True); mgr.destroy()

@@ -13,10 +13,11 @@ from fastcore.basics import patch, patch_to
 from .utils import append_jsonl, atomic_dir, atomic_write, atomic_write_json, read_jsonl
 
 # %% auto #0
-__all__ = ['PLOTLY_JS', 'SYSTEMS', 'METRICS', 'HEALTH_FLAGS', 'HEALTH_LIMITS', 'PROFILES', 'fig_html', 'use_offline_plotly',
-           'SystemSpec', 'first_words', 'copy_top1', 'prompt_hash', 'dir_fingerprint', 'model_key', 'GenerationCache',
-           'generate_cached', 'score_predictions', 'paired_delta', 'is_query_copy', 'answer_health', 'health_shares',
-           'items_hist', 'EvalGrid', 'EvalResults', 'load_results', 'evaluate_systems']
+__all__ = ['PLOTLY_JS', 'SYSTEMS', 'METRICS', 'HEALTH_FLAGS', 'HEALTH_LIMITS', 'PROFILES', 'PROFILE_METRIC', 'fig_html',
+           'use_offline_plotly', 'SystemSpec', 'first_words', 'copy_top1', 'prompt_hash', 'dir_fingerprint',
+           'model_key', 'GenerationCache', 'generate_cached', 'score_predictions', 'paired_delta', 'is_query_copy',
+           'answer_health', 'health_shares', 'items_hist', 'EvalGrid', 'EvalResults', 'load_results',
+           'evaluate_systems']
 
 # %% ../nbs/08_evaluate.ipynb #874a9c1d
 PLOTLY_JS = 'plotly.min.js'  # plotly.js, looked up beside the page that shows a figure
@@ -287,7 +288,7 @@ def _prof(r:dict)->str: return r.get('profile') or 'own'  # rows written before 
 class EvalResults:
     "Scores of every evaluated (system, retriever, k, profile) cell, with per-example predictions."
     rows: list = field(default_factory=list)      # one dict per cell: system, retriever, k, profile, n, rouge-1, rouge-1_lo, ..., items_mean, items_hist, health
-    examples: list = field(default_factory=list)  # one dict per (cell, query): profile, id, pred, gold, completion, rouge-1, rouge-L, prompt_items, prompt_item_ids, profile_user_id, flags
+    examples: list = field(default_factory=list)  # one dict per (cell, query): profile, id, pred, gold, completion, rouge-1, rouge-L, profile_words, prompt_items, prompt_item_ids, profile_user_id, flags
     main: dict = field(default_factory=dict)      # the main setting: {'retriever':..., 'k':...}
     reference: str = 'prlm'                       # the system the paired deltas are computed for
     n_boot: int = 1000
@@ -313,8 +314,8 @@ def main_table(self:EvalResults)->pd.DataFrame:
 
 # %% ../nbs/08_evaluate.ipynb #43af017c
 def _per_example(res:EvalResults, system, retriever, k, metric, profile='own')->dict:
-    return {e['id']: e[metric] for e in res.examples
-            if e['system'] == system and e['retriever'] == retriever and e['k'] == k and _prof(e) == profile}
+    return {e['id']: e[metric] for e in res.examples if e.get(metric) is not None
+            and e['system'] == system and e['retriever'] == retriever and e['k'] == k and _prof(e) == profile}
 
 @patch
 def deltas(self:EvalResults, main_only:bool=True)->pd.DataFrame:
@@ -339,6 +340,7 @@ def deltas(self:EvalResults, main_only:bool=True)->pd.DataFrame:
 
 # %% ../nbs/08_evaluate.ipynb #1d10c883
 _CONTRASTS = ('other', 'none')
+PROFILE_METRIC = 'profile_words'  # per example: share of the gold's words also in the user's own top-k items that the answer uses
 
 @patch
 def personalization(self:EvalResults)->pd.DataFrame:
@@ -348,7 +350,7 @@ def personalization(self:EvalResults)->pd.DataFrame:
     systems = list(dict.fromkeys(r['system'] for r in self.rows if _prof(r) != 'own'))
     rows = []
     for s in systems:
-        for m in METRICS:
+        for m in (*METRICS, PROFILE_METRIC):
             own = _per_example(self, s, ret, k, m)
             for p in _CONTRASTS:
                 oth = _per_example(self, s, ret, k, m, p)
@@ -564,6 +566,7 @@ def evaluate_systems(test_ds,                       # held-out queries (shared s
     "Run every system on every grid cell (at the main cell also with another user's profile and none), with cached generations; save and return the results."
     from prlm.prompts import add_prompts, extract_answer, get_template, ANSWER_STOP
     from prlm.data import write_lamp_outputs
+    from prlm.rewards import profile_words
     grid, templates, gen_kw = grid or EvalGrid(), templates or {}, dict(gen_kw or {})
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown: raise ValueError(f"unknown system(s) {unknown}; known: {list(SYSTEMS)}")
@@ -650,6 +653,7 @@ def evaluate_systems(test_ds,                       # held-out queries (shared s
         for i, (qid, pred, gold) in enumerate(zip([qids[j] for j in sel], preds, [golds[j] for j in sel])):
             res.examples.append(dict(system=s, retriever=r, k=k, profile=p, id=qid, pred=pred, gold=gold,
                                      completion=comps[i] if comps else None, **{m: per[m][i] for m in METRICS},
+                                     profile_words=profile_words(pred, gold, [t['output'] for t in tops[r][sel[i]][:k]]),
                                      prompt_items=int(n_items[i]), prompt_item_ids=item_ids[i], profile_user_id=owner[p][sel[i]],
                                      flags=[f for f in HEALTH_FLAGS if flags[i][f]]))
         pr = dict(zip([qids[j] for j in sel], preds))

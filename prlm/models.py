@@ -393,7 +393,10 @@ def generate(model, # a causal LM (e.g. from `load_policy`)
     try:
         if engine == 'continuous':
             t0 = time.perf_counter()
-            continuous_generate(model, enc, max_new_tokens, eos, pad, batch_size, on_done=finish)
+            # a stop spans at most len(stop) tokens: decode that tail of each new token's completion to look for it
+            tail = lambda t: tokenizer.decode(t[-len(stop) - 1:], skip_special_tokens=True).lower()
+            continuous_generate(model, enc, max_new_tokens, eos, pad, batch_size, on_done=finish,
+                                stop_when=(lambda t: stop.lower() in tail(t)) if stop else None)
             st['seconds'] += time.perf_counter() - t0; st['calls'] += 1
         else:
             gc = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, eos_token_id=eos, pad_token_id=pad, use_cache=True)

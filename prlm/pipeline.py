@@ -896,6 +896,9 @@ def verdict(results:dict, reference:str='prlm', metric:str='rouge-L')->dict:
         lines.append(f"Does {reference} use this user's profile? Own items minus another user's: {g['delta']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}]: "
                      + ('yes, it does better with the user\'s own profile.' if uses else
                         'no: it does worse with the user\'s own profile.' if g['hi'] < 0 else 'no evidence that it does.'))
+    w = [x for x in results.get('personalization') or [] if x['metric'] == 'profile_words' and x['contrast'] == 'own-other' and x['system'] == reference]
+    if w: lines.append(f"Of the real output's words that the user's own items also use, it writes {w[0]['own']:.0%} with its own items "
+                       f"and {w[0]['ablated']:.0%} with another user's ({w[0]['delta']:+.3f} [{w[0]['lo']:+.3f}, {w[0]['hi']:+.3f}], n={w[0]['n']}).")
     problems = _health_problems(results)
     return dict(n=n, smoke=n < SMOKE_N, reference=reference, metric=metric, **{k.replace(' ', '_'): v for k, v in by.items()},
                 gains={s: dict(delta=x['delta'], lo=x['lo'], hi=x['hi']) for s, x in gains.items()}, uses_profile=uses,
@@ -1101,6 +1104,10 @@ def summary(run:RunDir, seconds:float|None=None)->str:
             lines += ['', "personalization gain (ROUGE-L, own profile minus another user's / none, paired 95% CI):"]
             for _, r in p[p.metric == 'rouge-L'].iterrows():
                 lines.append(f"  {r.system:10s} {r.contrast:10s} {r.delta:+.4f} [{r.lo:+.4f}, {r.hi:+.4f}] ({verdict_word(r.lo, r.hi)})")
+            w = p[(p.metric == 'profile_words') & (p.contrast == 'own-other')]
+            if not w.empty:
+                lines += ['', "profile words (share of the real output's words also in the user's own items that the answer writes):"]
+                lines += [f"  {r.system:10s} own {r.own:.3f}  other {r.ablated:.3f}  {r.delta:+.4f} [{r.lo:+.4f}, {r.hi:+.4f}] (n={r.n})" for _, r in w.iterrows()]
         h = res.health()
         h = h[(h.retriever == res.main['retriever']) & (h.k == res.main['k']) & (h.profile == 'own')]
         if not h.empty and h['empty'].notna().any():
