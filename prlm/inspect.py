@@ -12,15 +12,15 @@ from typing import Any, Callable, Iterable
 from fastcore.basics import patch
 from .utils import atomic_write, read_jsonl
 from .prompts import parse_completion
-from .metrics import rouge_per_example
+from .metrics import STOPWORDS, rouge_per_example
 from .evaluate import SYSTEMS
 
 # %% auto #0
-__all__ = ['PALETTE', 'QUERY_COLOR', 'CUT_COLOR', 'CSS', 'CELL', 'STOPWORDS', 'FLAG_LABELS', 'ROW_KEYS', 'SWAP_LABELS', 'esc',
-           'item_anchor', 'word_tokens', 'Span', 'ngram_spans', 'sentences', 'minilm_encoder', 'embedding_spans',
-           'reference_spans', 'split_completion', 'rouge', 'flags_html', 'ExampleView', 'write_demo_run', 'Run',
-           'prompt_indices', 'SystemsView', 'SwapView', 'example_html', 'report_html', 'fig_user_deltas',
-           'fig_query_scatter', 'fig_rewards', 'fig_rm_scores', 'pair_html', 'find_runs', 'Browser']
+__all__ = ['PALETTE', 'QUERY_COLOR', 'CUT_COLOR', 'CSS', 'CELL', 'FLAG_LABELS', 'ROW_KEYS', 'SWAP_LABELS', 'esc', 'item_anchor',
+           'word_tokens', 'Span', 'ngram_spans', 'sentences', 'minilm_encoder', 'embedding_spans', 'reference_spans',
+           'split_completion', 'rouge', 'flags_html', 'ExampleView', 'write_demo_run', 'Run', 'prompt_indices',
+           'SystemsView', 'SwapView', 'example_html', 'report_html', 'fig_user_deltas', 'fig_query_scatter',
+           'fig_rewards', 'fig_rm_scores', 'pair_html', 'find_runs', 'Browser']
 
 # %% ../nbs/09_inspect.ipynb #12f0e42d
 def esc(s: Any) -> str:
@@ -75,11 +75,6 @@ def _cached(f):
     return get
 
 # %% ../nbs/09_inspect.ipynb #f6d48fa3
-STOPWORDS = frozenset("""a an the and or but if then of to in on at by for with from as is are was were be been being it its this
-that these those i you he she we they me my your our their his her them us not no do does did so such than too very can could
-will would should may might must have has had into over under about after before between through during up down out off
-there here what which who whom whose when where why how all any both each few more most other some own same just also only
-s t""".split())
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*", re.UNICODE)
 
 def word_tokens(text: str) -> list[tuple[str, int, int]]:

@@ -11,8 +11,8 @@ import numpy as np
 from rouge_score import rouge_scorer, scoring
 
 # %% auto #0
-__all__ = ['LAMP_ROUGE_TYPES', 'LAMP_LABELS', 'ROUGE_TASKS', 'rouge_per_example', 'rouge_sum', 'lamp_rouge', 'CI', 'bootstrap_ci',
-           'paired_bootstrap_ci', 'accuracy_f1', 'mae_rmse', 'check_ids', 'score_lamp']
+__all__ = ['LAMP_ROUGE_TYPES', 'STOPWORDS', 'LAMP_LABELS', 'ROUGE_TASKS', 'rouge_per_example', 'rouge_sum', 'lamp_rouge', 'CI',
+           'bootstrap_ci', 'paired_bootstrap_ci', 'accuracy_f1', 'mae_rmse', 'check_ids', 'score_lamp']
 
 # %% ../nbs/03_metrics.ipynb #9725aa49
 LAMP_ROUGE_TYPES = ('rouge1', 'rouge2', 'rougeL', 'rougeLsum')  # `evaluate`'s default types, in its order
@@ -51,6 +51,13 @@ def rouge_sum(preds: Sequence[str], # predicted texts
     "Per-example ROUGE-1 + ROUGE-2 + ROUGE-L F-measure (the PrLM similarity reward)."
     r = rouge_per_example(preds, golds)
     return [a + b + c for a, b, c in zip(r['rouge-1'], r['rouge-2'], r['rouge-L'])]
+
+# %% ../nbs/03_metrics.ipynb #6d944fd3
+STOPWORDS = frozenset("""a an the and or but if then of to in on at by for with from as is are was were be been being it its this
+that these those i you he she we they me my your our their his her them us not no do does did so such than too very can could
+will would should may might must have has had into over under about after before between through during up down out off
+there here what which who whom whose when where why how all any both each few more most other some own same just also only
+s t""".split())
 
 # %% ../nbs/03_metrics.ipynb #59eed242
 def lamp_rouge(preds: Sequence[str], # predicted texts
