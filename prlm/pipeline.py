@@ -896,7 +896,8 @@ def verdict(results:dict, reference:str='prlm', metric:str='rouge-L')->dict:
         lines.append(f"Does {reference} use this user's profile? Own items minus another user's: {g['delta']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}]: "
                      + ('yes, it does better with the user\'s own profile.' if uses else
                         'no: it does worse with the user\'s own profile.' if g['hi'] < 0 else 'no evidence that it does.'))
-    w = [x for x in results.get('personalization') or [] if x['metric'] == 'profile_words' and x['contrast'] == 'own-other' and x['system'] == reference]
+    from prlm.evaluate import PROFILE_METRIC
+    w = [x for x in results.get('personalization') or [] if x['metric'] == PROFILE_METRIC and x['contrast'] == 'own-other' and x['system'] == reference]
     if w: lines.append(f"Of the real output's words that the user's own items also use, it writes {w[0]['own']:.0%} with its own items "
                        f"and {w[0]['ablated']:.0%} with another user's ({w[0]['delta']:+.3f} [{w[0]['lo']:+.3f}, {w[0]['hi']:+.3f}], n={w[0]['n']}).")
     problems = _health_problems(results)
@@ -1091,7 +1092,7 @@ def summary(run:RunDir, seconds:float|None=None)->str:
     "A plain-text summary of a run: main table, PrLM's paired deltas, where the report is."
     lines = ['', '='*72, f"prlm run finished{f' in {seconds:.0f}s' if seconds is not None else ''}: {run.path}"]
     if (run/'eval/results.json').exists():
-        from prlm.evaluate import EvalResults, HEALTH_FLAGS
+        from prlm.evaluate import EvalResults, HEALTH_FLAGS, PROFILE_METRIC
         res = EvalResults.load(run/'eval')
         lines += ['', res.summary_table().to_string(index=False)]
         d = res.deltas()
@@ -1104,7 +1105,7 @@ def summary(run:RunDir, seconds:float|None=None)->str:
             lines += ['', "personalization gain (ROUGE-L, own profile minus another user's / none, paired 95% CI):"]
             for _, r in p[p.metric == 'rouge-L'].iterrows():
                 lines.append(f"  {r.system:10s} {r.contrast:10s} {r.delta:+.4f} [{r.lo:+.4f}, {r.hi:+.4f}] ({verdict_word(r.lo, r.hi)})")
-            w = p[(p.metric == 'profile_words') & (p.contrast == 'own-other')]
+            w = p[(p.metric == PROFILE_METRIC) & (p.contrast == 'own-other')]
             if not w.empty:
                 lines += ['', "profile words (share of the real output's words also in the user's own items that the answer writes):"]
                 lines += [f"  {r.system:10s} own {r.own:.3f}  other {r.ablated:.3f}  {r.delta:+.4f} [{r.lo:+.4f}, {r.hi:+.4f}] (n={r.n})" for _, r in w.iterrows()]
