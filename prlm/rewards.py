@@ -82,6 +82,10 @@ def is_placeholder(answer: str, query: str | None = None, extra: tuple = ()) -> 
     if query and len(a) > 20 and _norm(query) == a: return True
     return False
 
+def _guarded(answer: str, completion: Any, prompt: Any, query: Any) -> bool:
+    "Does the task reward guard this completion (`is_placeholder` answer, or the reasoning placeholder copied)?"
+    return is_placeholder(answer, query if isinstance(query, str) else None) or copied_reasoning(completion, prompt)
+
 # %% ../nbs/06_rewards.ipynb #b37e9344
 _STRICT = re.compile(r'^\s*<think>((?:(?!</?think>|</?answer>).)*\S(?:(?!</?think>|</?answer>).)*)</think>\s*'
                      r'<answer>((?:(?!</?think>|</?answer>).)*\S(?:(?!</?think>|</?answer>).)*)</answer>\s*$', re.S)
@@ -136,7 +140,7 @@ def rouge_reward(prompts=None, completions=None, target=None, **kwargs) -> list[
     todo = []
     for i, (a, t, q) in enumerate(zip(answers, targets, queries)):
         if not isinstance(t, str) or not t.strip(): continue
-        if is_placeholder(a, q if isinstance(q, str) else None) or copied_reasoning(completions[i], ps[i]): out[i] = GUARD_PENALTY
+        if _guarded(a, completions[i], ps[i], q): out[i] = GUARD_PENALTY
         else: todo.append(i)
     if todo:
         try: scores = rouge_sum([answers[i] for i in todo], [targets[i] for i in todo])
@@ -174,9 +178,8 @@ def profile_words_reward(prompts=None, completions=None, target=None, profile=No
     profs, ids = _col(dict(p=profile), 'p', n), _col(dict(i=prompt_item_ids), 'i', n)
     out = []
     for c, p, t, q, pr, i in zip(completions, ps, ts, qs, profs, ids):
-        a, items = extract(c, p), prompt_item_outputs(pr, i)
-        guarded = is_placeholder(a, q if isinstance(q, str) else None) or copied_reasoning(c, p)
-        s = None if guarded or not isinstance(t, str) else profile_words(a, t, items)
+        a = extract(c, p)
+        s = None if _guarded(a, c, p, q) or not isinstance(t, str) else profile_words(a, t, prompt_item_outputs(pr, i))
         out.append(0.0 if s is None else s)
     return out
 profile_words_reward.__name__ = 'profile_words'
