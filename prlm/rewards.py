@@ -8,6 +8,7 @@ import inspect, math, re
 from pathlib import Path
 from typing import Any, Callable
 from fastcore.basics import patch
+from rouge_score.tokenize import tokenize as rouge_tokenize
 from .metrics import STOPWORDS, rouge_sum
 from .prompts import EXAMPLE_ANSWERS, FORMAT_ECHO, extract_answer, opens_think, parse_completion, copies_format_think, stop_after
 
@@ -151,8 +152,8 @@ rouge_reward.__name__ = 'rouge'
 
 # %% ../nbs/06_rewards.ipynb #6efee10f
 def content_words(text: str) -> set[str]:
-    "Lower-cased alphanumeric words of `text` (ROUGE's tokens), without `prlm.metrics.STOPWORDS`."
-    return {w for w in re.findall(r'[a-z0-9]+', str(text or '').lower()) if w not in STOPWORDS}
+    "ROUGE's tokens of `text` (`rouge_score`'s tokenizer, no stemming: lower-cased alphanumeric runs), without `prlm.metrics.STOPWORDS`."
+    return {w for w in rouge_tokenize(str(text or ''), None) if w not in STOPWORDS}
 
 def profile_words(answer: str,  # an extracted answer
                   target: str,  # the user's real output
