@@ -16,7 +16,7 @@ from .utils import append_jsonl, atomic_dir, atomic_write, atomic_write_json, re
 __all__ = ['PLOTLY_JS', 'SYSTEMS', 'METRICS', 'HEALTH_FLAGS', 'HEALTH_LIMITS', 'PROFILES', 'PROFILE_METRIC', 'fig_html',
            'use_offline_plotly', 'SystemSpec', 'first_words', 'copy_top1', 'prompt_hash', 'dir_fingerprint',
            'model_key', 'GenerationCache', 'generate_cached', 'score_predictions', 'paired_delta', 'is_query_copy',
-           'answer_health', 'health_shares', 'items_hist', 'EvalGrid', 'EvalResults', 'load_results',
+           'answer_health', 'health_shares', 'items_hist', 'EvalGrid', 'EvalResults', 'word_sources', 'load_results',
            'evaluate_systems']
 
 # %% ../nbs/08_evaluate.ipynb #874a9c1d
@@ -293,6 +293,7 @@ class EvalResults:
     reference: str = 'prlm'                       # the system the paired deltas are computed for
     n_boot: int = 1000
     seed: int = 0
+    sources: list = field(default_factory=list)   # per main-cell query: id + `word_sources` of its gold (when the ablation ran)
 
     def __repr__(self):
         systems = list(dict.fromkeys(r['system'] for r in self.rows))
@@ -361,6 +362,31 @@ def personalization(self:EvalResults)->pd.DataFrame:
                 rows.append(dict(system=s, metric=m, contrast=f'own-{p}', n=len(ids), own=float(np.mean(a)), ablated=float(np.mean(b)),
                                  delta=d, lo=lo, hi=hi, significant=bool(lo > 0 or hi < 0)))
     return pd.DataFrame(rows, columns=cols)
+
+# %% ../nbs/08_evaluate.ipynb #fa2e5870
+def word_sources(gold:str,         # the real output
+                 description:str,  # the request's own text (the query)
+                 own:list,         # outputs of the user's own top-k items
+                 other:list,       # outputs of another user's top-k items, retrieved the same way
+                )->dict|None:
+    "Shares of the gold's content words found in the description, and found only in the own / only in the other user's item outputs (None: no content words)."
+    from prlm.rewards import content_words
+    G = content_words(gold)
+    if not G: return None
+    D = content_words(description)
+    only = lambda outs: len((G & set().union(*map(content_words, outs))) - D) / len(G)
+    return dict(description=len(G & D) / len(G), own=only(own), other=only(other))
+
+# %% ../nbs/08_evaluate.ipynb #0c8a6c0a
+@patch
+def headroom(self:EvalResults)->dict:
+    "Mean `word_sources` shares over the main cell's queries, with the paired bootstrap CI of own − other ({} when not measured)."
+    rows = [r for r in self.sources if r.get('own') is not None]
+    if not rows: return {}
+    own, oth = [r['own'] for r in rows], [r['other'] for r in rows]
+    d, lo, hi = paired_delta(own, oth, self.n_boot, self.seed)
+    return dict(n=len(rows), description=float(np.mean([r['description'] for r in rows])), own=float(np.mean(own)),
+                other=float(np.mean(oth)), delta=d, lo=lo, hi=hi, any_own=float(np.mean([x > 0 for x in own])))
 
 # %% ../nbs/08_evaluate.ipynb #962dfaa5
 @patch
@@ -468,7 +494,8 @@ def save(self:EvalResults, out_dir):
     "Write `results.json` (rows, main) and `examples.jsonl` (per-example) atomically into `out_dir`."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir/'examples.jsonl', ''.join(json.dumps(e)+'\n' for e in self.examples))
-    atomic_write_json(out_dir/'results.json', dict(rows=self.rows, main=self.main, reference=self.reference, n_boot=self.n_boot, seed=self.seed))
+    atomic_write_json(out_dir/'results.json', dict(rows=self.rows, main=self.main, reference=self.reference, n_boot=self.n_boot, seed=self.seed,
+                                                      sources=self.sources))
     return out_dir
 
 # %% ../nbs/08_evaluate.ipynb #4a246d06
@@ -631,6 +658,10 @@ def evaluate_systems(test_ds,                       # held-out queries (shared s
     inputs = list(test_ds['input']) if 'input' in test_ds.column_names else queries
     users = [str(u) for u in test_ds['user_id']] if 'user_id' in test_ds.column_names else [None] * len(qids)
     owner = dict(own=users, none=[None] * len(qids))
+    if 'other' in tops:  # what the profile can add at most: where each gold's words are (main cell, top-k item outputs)
+        outs = lambda n, i: [t['output'] for t in tops[n][i][:grid.k]]
+        res.sources = [dict(id=qids[i], **ws) for i in grid.rows_at(grid.retriever, grid.k, len(test_ds), seed)
+                       if (ws := word_sources(golds[i], queries[i], outs(grid.retriever, i), outs('other', i)))]
     if 'other' in src: owner['other'] = [str(u) for u in src['other']['profile_user_id']]
     for job in jobs:
         s, r, k, p = job

@@ -21,9 +21,9 @@ __all__ = ['STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_ARTIFACTS', 'SMOKE_N', '
            'policy_tokenizer', 'check_budget', 'check_environment', 'preflight', 'RunDir', 'stage_problem',
            'policy_path', 'encoder_path', 'fingerprint', 'set_threads', 'release_memory', 'stage_data',
            'stage_retrieve', 'stage_pairs', 'stage_rm', 'grpo_config', 'stage_grpo', 'stage_evaluate',
-           'package_versions', 'read_log_history', 'fig_rewards', 'build_results', 'verdict_word', 'verdict',
-           'render_report', 'report_examples', 'stage_report', 'stale_stages', 'run_stage', 'prepare_run', 'summary',
-           'run_pipeline']
+           'package_versions', 'read_log_history', 'fig_rewards', 'build_results', 'verdict_word', 'headroom_text',
+           'verdict', 'render_report', 'report_examples', 'stage_report', 'stale_stages', 'run_stage', 'prepare_run',
+           'summary', 'run_pipeline']
 
 # %% ../nbs/10_pipeline.ipynb #cac96ae9
 class _S(BaseModel): model_config = ConfigDict(extra='forbid', validate_default=True, allow_inf_nan=False)  # no NaN/inf anywhere
@@ -846,7 +846,7 @@ def build_results(cfg:RunConfig, run:RunDir)->dict:
     if rm: rm['warnings'] = rm_warnings(rm)
     out = dict(run_dir=run.path.name, main_setting=res.main, main_table=res.main_table().to_dict('records'),
                deltas=res.deltas().to_dict('records'), deltas_all_cells=res.deltas(main_only=False).to_dict('records'),
-               personalization=res.personalization().to_dict('records'), health=_main_health(res),
+               personalization=res.personalization().to_dict('records'), headroom=res.headroom(), health=_main_health(res),
                sweep_table=res.table(profile=None).to_dict('records'), reward_model=rm,
                grpo=dict(summary=_reward_summary(log), log_history=log),
                stages={s: run.done(s) for s in STAGES if run.done(s)}, config=cfg.model_dump(), versions=package_versions())
@@ -880,6 +880,13 @@ def _health_problems(results:dict)->list:
     if isinstance(f, float) and f > .5: out.append(f"GRPO: in {f:.0%} of steps ROUGE scored every completion the same (e.g. no answer reached): the task reward gave no signal")
     return out
 
+def headroom_text(h:dict)->str:
+    "What the profile can add at most, in one sentence (`h`: `EvalResults.headroom`); '' when it was not measured."
+    if not h: return ''
+    return (f"Headroom: {h['description']:.0%} of the real output's content words are in the request's description; the user's own "
+            f"top-k items supply {h['own']:.1%} more that the description lacks, another user's {h['other']:.1%} "
+            f"({h['delta']:+.3f} [{h['lo']:+.3f}, {h['hi']:+.3f}], n={h['n']}): that difference is all the words only this user's history offers.")
+
 def verdict(results:dict, reference:str='prlm', metric:str='rouge-L')->dict:
     "The run's answer in plain words: n, significant differences, the personalization gain, health problems."
     n = max([r['n'] for r in results.get('main_table') or []] or [0])
@@ -900,6 +907,7 @@ def verdict(results:dict, reference:str='prlm', metric:str='rouge-L')->dict:
     w = [x for x in results.get('personalization') or [] if x['metric'] == PROFILE_METRIC and x['contrast'] == 'own-other' and x['system'] == reference]
     if w: lines.append(f"Of the real output's words that the user's own items also use, it writes {w[0]['own']:.0%} with its own items "
                        f"and {w[0]['ablated']:.0%} with another user's ({w[0]['delta']:+.3f} [{w[0]['lo']:+.3f}, {w[0]['hi']:+.3f}], n={w[0]['n']}).")
+    if h := headroom_text(results.get('headroom')): lines.append(h)
     problems = _health_problems(results)
     return dict(n=n, smoke=n < SMOKE_N, reference=reference, metric=metric, **{k.replace(' ', '_'): v for k, v in by.items()},
                 gains={s: dict(delta=x['delta'], lo=x['lo'], hi=x['hi']) for s, x in gains.items()}, uses_profile=uses,
@@ -990,6 +998,7 @@ def render_report(results:dict, figs:dict, examples_html:str='')->str:
                  "personalization gain (paired bootstrap 95% CI).</p>" + _table(results.get('personalization') or [],
                  ['system', 'metric', 'contrast', 'n', 'own', 'ablated', 'delta', 'lo', 'hi', 'significant']))
     if 'personalization' in figs: parts.append(fig(figs['personalization']))
+    if h := headroom_text(results.get('headroom')): parts.append(f'<p>{html.escape(h)}</p>')
     parts.append(f"<h2>Health</h2><p>Main cell; shares of answers per flag (red: worrying); items that reached the prompt (mean, and "
                  f"how many prompts held n items).</p>" + _health_table(results.get('health') or [], ms.get('k')))
     parts.append("<h2>Robustness</h2>")
@@ -1109,6 +1118,7 @@ def summary(run:RunDir, seconds:float|None=None)->str:
             if not w.empty:
                 lines += ['', "profile words (share of the real output's words also in the user's own items that the answer writes):"]
                 lines += [f"  {r.system:10s} own {r.own:.3f}  other {r.ablated:.3f}  {r.delta:+.4f} [{r.lo:+.4f}, {r.hi:+.4f}] (n={r.n})" for _, r in w.iterrows()]
+            if h := headroom_text(res.headroom()): lines += ['', h]
         h = res.health()
         h = h[(h.retriever == res.main['retriever']) & (h.k == res.main['k']) & (h.profile == 'own')]
         if not h.empty and h['empty'].notna().any():
