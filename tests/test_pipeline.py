@@ -137,6 +137,11 @@ def test_kill_and_resume_end_to_end(tmp_path):
     assert r2.returncode == 0, log2
     assert 'grpo: done' in r2.stdout and 'evaluate: forced' in r2.stdout and 'report: config or upstream changed' in r2.stdout, log2
     assert ' 0 to generate' in r2.stdout and not any(f' {n} to generate' in r2.stdout for n in range(1, 100)), log2
+    # 5. the headroom (what the profile could add) is in results.json, and the oracle script reads the finished run
+    h = json.loads((run/'results.json').read_text())['headroom']
+    assert h['n'] > 0 and 0 <= h['own'] <= 1 and 0 <= h['other'] <= 1 and h['lo'] <= h['delta'] <= h['hi'], h
+    o = subprocess.run([sys.executable, 'scripts/headroom_oracle.py', str(run)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert o.returncode == 0 and o.stdout.count('oracle own - other') == 2, o.stdout + o.stderr
 
 def test_rouge_flat_steps_are_reported():
     "GRPO steps whose completions all got the same ROUGE (no answer reached) are counted and flagged, though the format reward varied."
