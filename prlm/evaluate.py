@@ -574,6 +574,100 @@ def _prompt_items(tops:list, n_items:list, ids:list|None=None)->tuple:
         outs.append([by_id.get(i, '') for i in row])
     return [list(r) for r in ids], outs
 
+# %% ../nbs/08_evaluate.ipynb #23d03928
+def _job_prompts(jobs:list, src:dict, tops:dict, grid:EvalGrid, tok, tpl_of, max_prompt_tokens:int, n:int, seed:int)->tuple:
+    "({job: prompts} for the LLM jobs, {job: (items in each prompt, their ids, their outputs)} for every job); one prompt build per source, template and k."
+    from prlm.prompts import add_prompts
+    built, prompts, items = {}, {}, {}
+    for job in jobs:
+        s, r, k, p = job
+        spec, sn = SYSTEMS[s], 'other' if p == 'other' else r
+        k_eff = k if spec.use_profile and p != 'none' else 0
+        sel = grid.rows_at(r, k, n, seed)
+        if spec.llm:
+            if (sn, tpl_of(s), k_eff) not in built:
+                ds = add_prompts(src[sn], tok, template=tpl_of(s), max_prompt_tokens=max_prompt_tokens, k=k_eff)
+                built[sn, tpl_of(s), k_eff] = (list(ds['prompt']), list(ds['prompt_items']),
+                                               list(ds['prompt_item_ids']) if 'prompt_item_ids' in ds.column_names else None)
+            ps, n_items, ids = built[sn, tpl_of(s), k_eff]
+            prompts[job], n_items, ids = [ps[i] for i in sel], [n_items[i] for i in sel], ids and [ids[i] for i in sel]
+        else: n_items, ids = [min(1, len(tops[sn][i])) if s == 'copy_top1' and k_eff else 0 for i in sel], None
+        items[job] = (n_items, *_prompt_items([tops[sn][i] for i in sel], n_items, ids))
+    return prompts, items
+
+# %% ../nbs/08_evaluate.ipynb #2aaee27f
+def _generate_jobs(prompts:dict, systems, policy, adapter, out_dir:Path, tpl_of, gen_kw:dict, answer_max_new_tokens, log)->dict:
+    "{(system, prompt): completion} for every LLM job: the base-policy systems share one loaded model, then the adapter's; cached on disk."
+    from prlm.prompts import get_template, ANSWER_STOP
+    completions, loaded = {}, {}
+    def kw_of(s):  # reasoning systems stop after their answer; the others answer in fewer new tokens
+        if get_template(tpl_of(s)).reasoning: return {'stop': ANSWER_STOP, **gen_kw}
+        return {**gen_kw, 'max_new_tokens': answer_max_new_tokens} if answer_max_new_tokens else gen_kw
+    for want_adapter in (False, True):
+        def load():
+            if want_adapter not in loaded: loaded.clear(); loaded[want_adapter] = _load_model(policy, adapter if want_adapter else None)
+            return loaded[want_adapter]
+        shared = {}  # settings -> prompt -> completion of this model: systems with identical prompts and settings share them
+        for s in systems:
+            if not SYSTEMS[s].llm or SYSTEMS[s].adapter != want_adapter: continue
+            kw = kw_of(s)
+            cache = GenerationCache(out_dir/'generations', s, model_key(policy, adapter if want_adapter else None, **kw))
+            known = shared.setdefault(json.dumps(kw, sort_keys=True, default=str), {})
+            allp = [q for j, ps in prompts.items() if j[0] == s for q in ps]
+            have = [q for q in cache.missing(allp) if q in known]
+            if have: cache.add(have, [known[q] for q in have])
+            log(f"[evaluate] {s}: {len(set(allp))} distinct prompts, {len(cache.missing(allp))} to generate ({len(cache)} cached)")
+            outs = generate_cached(allp, cache, load=load, **kw)
+            completions.update({(s, q): c for q, c in zip(allp, outs)}); known.update(zip(allp, outs))
+    loaded.clear()
+    return completions
+
+# %% ../nbs/08_evaluate.ipynb #3838727f
+def _score_jobs(res:EvalResults, jobs:list, test_ds, src:dict, tops:dict, prompts:dict, items:dict, completions:dict,
+                grid:EvalGrid, tpl_of, out_dir:Path, task)->EvalResults:
+    "Fill `res` with every job's predictions, scores, answer health and examples (and the main cell's headroom); write LaMP-format predictions."
+    from prlm.prompts import extract_answer, get_template
+    from prlm.data import write_lamp_outputs
+    from prlm.rewards import profile_words
+    seed = res.seed
+    golds, qids, queries = list(test_ds['target']), list(test_ds['id']), list(test_ds['query'])
+    inputs = list(test_ds['input']) if 'input' in test_ds.column_names else queries
+    users = [str(u) for u in test_ds['user_id']] if 'user_id' in test_ds.column_names else [None] * len(qids)
+    owner = dict(own=users, none=[None] * len(qids))
+    if 'other' in src: owner['other'] = [str(u) for u in src['other']['profile_user_id']]
+    if 'other' in tops:  # what the profile can add at most: where each gold's words are (main cell, top-k item outputs)
+        outs = lambda n, i: [t['output'] for t in tops[n][i][:grid.k]]
+        res.sources = [dict(id=qids[i], **ws) for i in grid.rows_at(grid.retriever, grid.k, len(test_ds), seed)
+                       if (ws := word_sources(golds[i], queries[i], outs(grid.retriever, i), outs('other', i)))]
+    for job in jobs:
+        s, r, k, p = job
+        spec, (n_items, item_ids, item_outs) = SYSTEMS[s], items[job]
+        sel = grid.rows_at(r, k, len(test_ds), seed)
+        if spec.llm:
+            prm = prompts[job]
+            comps = [completions[s, q] for q in prm]
+            # the prompt tells whether the model's turn opened inside <think> (prefill): same reading as in training
+            preds = [extract_answer(c, q) for c, q in zip(comps, prm)]
+        else:
+            prm = comps = None
+            preds = [o[0] if o else '' for o in item_outs] if s == 'copy_top1' else [first_words(queries[i]) for i in sel]
+        flags = answer_health(preds, comps, prm, [(queries[i], inputs[i]) for i in sel], item_outs,
+                              reasoning=spec.llm and get_template(tpl_of(s)).reasoning)
+        sc = score_predictions(preds, [golds[i] for i in sel], n_boot=res.n_boot, seed=res.seed)
+        per = sc.pop('per_example')
+        res.rows.append(dict(system=s, retriever=r, k=k, profile=p, **sc, items_mean=float(np.mean(n_items)) if n_items else 0.0,
+                             items_hist=items_hist(n_items), health=health_shares(flags)))
+        for i, (qid, pred, gold) in enumerate(zip([qids[j] for j in sel], preds, [golds[j] for j in sel])):
+            res.examples.append(dict(system=s, retriever=r, k=k, profile=p, id=qid, pred=pred, gold=gold,
+                                     completion=comps[i] if comps else None, **{m: per[m][i] for m in METRICS},
+                                     profile_words=profile_words(pred, gold, [t['output'] for t in tops[r][sel[i]][:k]]),
+                                     prompt_items=int(n_items[i]), prompt_item_ids=item_ids[i], profile_user_id=owner[p][sel[i]],
+                                     flags=[f for f in HEALTH_FLAGS if flags[i][f]]))
+        pr = dict(zip([qids[j] for j in sel], preds))
+        write_lamp_outputs(pr, out_dir/'predictions'/f"{s}__{r}_k{k}{'' if p == 'own' else '__' + p}.json", task)
+        if (r, k) == (grid.retriever, grid.k) and p == 'own': write_lamp_outputs(pr, out_dir/'predictions'/f'{s}.json', task)
+    return res
+
 # %% ../nbs/08_evaluate.ipynb #69ec4f8c
 def evaluate_systems(test_ds,                       # held-out queries (shared schema, golds in `target`)
                      out_dir,                       # RUN/eval: generations/, predictions/, data/test_other, results.json
@@ -591,9 +685,6 @@ def evaluate_systems(test_ds,                       # held-out queries (shared s
                      seed:int=0,                    # seed of the bootstraps and of the profile swap
                      verbose:bool=True)->EvalResults:
     "Run every system on every grid cell (at the main cell also with another user's profile and none), with cached generations; save and return the results."
-    from prlm.prompts import add_prompts, extract_answer, get_template, ANSWER_STOP
-    from prlm.data import write_lamp_outputs
-    from prlm.rewards import profile_words
     grid, templates, gen_kw = grid or EvalGrid(), templates or {}, dict(gen_kw or {})
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown: raise ValueError(f"unknown system(s) {unknown}; known: {list(SYSTEMS)}")
@@ -612,83 +703,10 @@ def evaluate_systems(test_ds,                       # held-out queries (shared s
     tops = {n: _top_items(ds) for n, ds in src.items()}
     tok = _load_tokenizer(policy) if any(SYSTEMS[s].llm for s in systems) else None
     tpl_of = lambda s: templates.get(SYSTEMS[s].template, SYSTEMS[s].template)
-    # 1. prompts of every LLM job (one build per source, template and k) and the profile items each prompt holds
-    built, prompts, items = {}, {}, {}
-    for job in jobs:
-        s, r, k, p = job
-        spec, sn = SYSTEMS[s], 'other' if p == 'other' else r
-        k_eff = k if spec.use_profile and p != 'none' else 0
-        sel = grid.rows_at(r, k, len(test_ds), seed)
-        if spec.llm:
-            if (sn, tpl_of(s), k_eff) not in built:
-                ds = add_prompts(src[sn], tok, template=tpl_of(s), max_prompt_tokens=max_prompt_tokens, k=k_eff)
-                built[sn, tpl_of(s), k_eff] = (list(ds['prompt']), list(ds['prompt_items']),
-                                               list(ds['prompt_item_ids']) if 'prompt_item_ids' in ds.column_names else None)
-            ps, n_items, ids = built[sn, tpl_of(s), k_eff]
-            prompts[job], n_items, ids = [ps[i] for i in sel], [n_items[i] for i in sel], ids and [ids[i] for i in sel]
-        else: n_items, ids = [min(1, len(tops[sn][i])) if s == 'copy_top1' and k_eff else 0 for i in sel], None
-        items[job] = (n_items, *_prompt_items([tops[sn][i] for i in sel], n_items, ids))
-    # 2. generate what is missing: base-policy systems share one loaded model, then the adapter
-    completions, loaded = {}, {}
-    def kw_of(s):  # reasoning systems stop after their answer; the others answer in fewer new tokens
-        if get_template(tpl_of(s)).reasoning: return {'stop': ANSWER_STOP, **gen_kw}
-        return {**gen_kw, 'max_new_tokens': answer_max_new_tokens} if answer_max_new_tokens else gen_kw
-    for want_adapter in (False, True):
-        def load(): 
-            if want_adapter not in loaded: loaded.clear(); loaded[want_adapter] = _load_model(policy, adapter if want_adapter else None)
-            return loaded[want_adapter]
-        shared = {}  # settings -> prompt -> completion of this model: systems with identical prompts and settings share them
-        for s in systems:
-            if not SYSTEMS[s].llm or SYSTEMS[s].adapter != want_adapter: continue
-            kw = kw_of(s)
-            cache = GenerationCache(out_dir/'generations', s, model_key(policy, adapter if want_adapter else None, **kw))
-            known = shared.setdefault(json.dumps(kw, sort_keys=True, default=str), {})
-            allp = [q for j, ps in prompts.items() if j[0] == s for q in ps]
-            have = [q for q in cache.missing(allp) if q in known]
-            if have: cache.add(have, [known[q] for q in have])
-            n_new = len(cache.missing(allp))
-            log(f"[evaluate] {s}: {len(set(allp))} distinct prompts, {n_new} to generate ({len(cache)} cached)")
-            outs = generate_cached(allp, cache, load=load, **kw)
-            completions.update({(s, q): c for q, c in zip(allp, outs)}); known.update(zip(allp, outs))
-    loaded.clear()
-    # 3. predictions, scores, answer health, LaMP outputs
+    prompts, items = _job_prompts(jobs, src, tops, grid, tok, tpl_of, max_prompt_tokens, len(test_ds), seed)
+    completions = _generate_jobs(prompts, systems, policy, adapter, out_dir, tpl_of, gen_kw, answer_max_new_tokens, log)
     res = EvalResults(main=dict(retriever=grid.retriever, k=grid.k), reference='prlm' if 'prlm' in systems else systems[0],
                       n_boot=n_boot, seed=seed)
-    qids, queries = list(test_ds['id']), list(test_ds['query'])
-    inputs = list(test_ds['input']) if 'input' in test_ds.column_names else queries
-    users = [str(u) for u in test_ds['user_id']] if 'user_id' in test_ds.column_names else [None] * len(qids)
-    owner = dict(own=users, none=[None] * len(qids))
-    if 'other' in tops:  # what the profile can add at most: where each gold's words are (main cell, top-k item outputs)
-        outs = lambda n, i: [t['output'] for t in tops[n][i][:grid.k]]
-        res.sources = [dict(id=qids[i], **ws) for i in grid.rows_at(grid.retriever, grid.k, len(test_ds), seed)
-                       if (ws := word_sources(golds[i], queries[i], outs(grid.retriever, i), outs('other', i)))]
-    if 'other' in src: owner['other'] = [str(u) for u in src['other']['profile_user_id']]
-    for job in jobs:
-        s, r, k, p = job
-        spec, (n_items, item_ids, item_outs) = SYSTEMS[s], items[job]
-        sel = grid.rows_at(r, k, len(test_ds), seed)
-        if spec.llm:
-            prm = prompts[job]
-            comps = [completions[s, q] for q in prm]
-            # the prompt tells whether the model's turn opened inside <think> (prefill): same reading as in training
-            preds = [extract_answer(c, q) for c, q in zip(comps, prm)]
-        else:
-            prm = comps = None
-            preds = [o[0] if o else '' for o in item_outs] if s == 'copy_top1' else [first_words(queries[i]) for i in sel]
-        flags = answer_health(preds, comps, prm, [(queries[i], inputs[i]) for i in sel], item_outs,
-                              reasoning=spec.llm and get_template(tpl_of(s)).reasoning)
-        sc = score_predictions(preds, [golds[i] for i in sel], n_boot=n_boot, seed=seed)
-        per = sc.pop('per_example')
-        res.rows.append(dict(system=s, retriever=r, k=k, profile=p, **sc, items_mean=float(np.mean(n_items)) if n_items else 0.0,
-                             items_hist=items_hist(n_items), health=health_shares(flags)))
-        for i, (qid, pred, gold) in enumerate(zip([qids[j] for j in sel], preds, [golds[j] for j in sel])):
-            res.examples.append(dict(system=s, retriever=r, k=k, profile=p, id=qid, pred=pred, gold=gold,
-                                     completion=comps[i] if comps else None, **{m: per[m][i] for m in METRICS},
-                                     profile_words=profile_words(pred, gold, [t['output'] for t in tops[r][sel[i]][:k]]),
-                                     prompt_items=int(n_items[i]), prompt_item_ids=item_ids[i], profile_user_id=owner[p][sel[i]],
-                                     flags=[f for f in HEALTH_FLAGS if flags[i][f]]))
-        pr = dict(zip([qids[j] for j in sel], preds))
-        write_lamp_outputs(pr, out_dir/'predictions'/f"{s}__{r}_k{k}{'' if p == 'own' else '__' + p}.json", task)
-        if (r, k) == (grid.retriever, grid.k) and p == 'own': write_lamp_outputs(pr, out_dir/'predictions'/f'{s}.json', task)
+    _score_jobs(res, jobs, test_ds, src, tops, prompts, items, completions, grid, tpl_of, out_dir, task)
     res.save(out_dir)
     return res
