@@ -73,10 +73,11 @@ def first_words(text:str, # the query text
 def copy_top1(example:dict,             # a record with `profile` and `retrieved` (shared schema)
               column:str='retrieved',   # the retrieval column
              )->str:
-    "The output side of the top-1 retrieved profile item ('' when nothing was retrieved)."
+    "What the user wrote in the top-1 retrieved profile item (`prlm.prompts.item_output`; '' when nothing was retrieved)."
     ret = example.get(column) or []
     if not ret: return ''
-    return example['profile'][ret[0]['index']].get('output') or ''
+    from prlm.prompts import item_output
+    return item_output(example['profile'][ret[0]['index']])
 
 # %% ../nbs/08_evaluate.ipynb #45f248d7
 def _sha(*parts)->str:
@@ -558,10 +559,11 @@ def _other_profiles(ds, retriever, k:int, seed:int, path):
 # %% ../nbs/08_evaluate.ipynb #791fa999
 def _top_items(ds, column:str='retrieved')->list:
     "Per row, the retrieved profile items as {'id', 'output'}, best first (ids as strings, as `prlm.prompts` records them)."
+    from prlm.prompts import item_output
     out = []
     for e in ds.select_columns(['profile', column]):
         prof = e['profile']
-        out.append([dict(id=str(prof[x['index']].get('id')), output=prof[x['index']].get('output') or '') for x in e[column] or []])
+        out.append([dict(id=str(prof[x['index']].get('id')), output=item_output(prof[x['index']])) for x in e[column] or []])
     return out
 
 def _prompt_items(tops:list, n_items:list, ids:list|None=None)->tuple:

@@ -10,10 +10,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 # %% auto #0
 __all__ = ['SYSTEM_PROMPT', 'REASON_INSTRUCTION', 'FORMAT_LINE', 'EXAMPLE_ANSWERS', 'FORMAT_THINKS', 'FORMAT_ECHO', 'TEMPLATES',
-           'ANSWER_STOP', 'copies_format_think', 'TaskPrompt', 'labelled', 'PromptTemplate', 'get_template',
-           'prompt_items', 'apply_chat', 'count_tokens', 'truncate_tokens', 'waterfill', 'build_prompt', 'budget_check',
-           'min_budget', 'add_prompts', 'clean_answer', 'opens_think', 'parse_completion', 'extract_answer',
-           'stop_after']
+           'ANSWER_STOP', 'copies_format_think', 'TaskPrompt', 'labelled', 'item_output', 'PromptTemplate',
+           'get_template', 'prompt_items', 'apply_chat', 'count_tokens', 'truncate_tokens', 'waterfill', 'build_prompt',
+           'budget_check', 'min_budget', 'add_prompts', 'clean_answer', 'opens_think', 'parse_completion',
+           'extract_answer', 'stop_after']
 
 # %% ../nbs/02_prompts.ipynb #d0404b10
 SYSTEM_PROMPT = (
@@ -64,6 +64,12 @@ def labelled(text_label: str, # label of the item's input side, e.g. 'Abstract'
         if output_label and (it.get('output') or ''): s += f"\n{output_label}: {it['output']}"
         return s
     return f
+
+# %% ../nbs/02_prompts.ipynb #823b80be
+def item_output(it) -> str:
+    "What the user wrote in a profile item: its `output`, else its `text` (tasks whose items have no output side, e.g. LaMP-7's tweets)."
+    if not isinstance(it, dict): return str(it or '')
+    return it.get('output') or it.get('text') or ''
 
 # %% ../nbs/02_prompts.ipynb #5411fbf0
 def _prlm(text_label, output_label=None, singular='output') -> TaskPrompt:

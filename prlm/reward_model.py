@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .data import other_users
 from .utils import atomic_dir, atomic_write_json
 from .models import generate_dataset, prepare_tokenizer, embedded_encoder_path, interactive, quiet_trainer, hf_progress_bars, hub_id
-from .prompts import build_prompt, extract_answer, prompt_items, ANSWER_STOP
+from .prompts import build_prompt, extract_answer, prompt_items, item_output, ANSWER_STOP
 from .retrieve import get_retriever
 
 # %% auto #0
@@ -39,8 +39,6 @@ def pair_problem(chosen:str, rejected:str) -> str|None:
     return None
 
 # %% ../nbs/05_reward_model.ipynb #aeebeb1b
-def _item_text(it) -> str: return ((it.get('output') or it.get('text') or '') if isinstance(it, dict) else str(it)).strip()
-
 def profile_text(profile, # a str (returned as is), a list of profile items, or a record with `profile` (+ `retrieved`)
                  k:int|None=None, # at most k items
                  sep:str=' | ', # between items
@@ -50,7 +48,7 @@ def profile_text(profile, # a str (returned as is), a list of profile items, or 
     if isinstance(profile, str): return profile
     if isinstance(profile, dict): items = prompt_items(profile, k) if profile.get('retrieved') else list(profile.get('profile') or [])[:k]
     else: items = list(profile)[:k]
-    return sep.join(_item_text(it) for it in items)
+    return sep.join(item_output(it).strip() for it in items)
 
 # %% ../nbs/05_reward_model.ipynb #6955c726
 def _other_user_example(ds, i:int, j:int, retriever=None, k:int|None=None) -> dict:
@@ -152,7 +150,7 @@ def gold_pairs(ds, # rows with `target` (the user's real output), `query`, `prof
     for ex, j in zip(rows, partner):
         prof = rows[j]['profile'] or []
         top = retriever.retrieve(ex['query'], prof, 1) if prof else []
-        cands['gold_other_user'].append((_item_text(prof[top[0]['index']]) if top else '', str(rows[j]['user_id'])))
+        cands['gold_other_user'].append((item_output(prof[top[0]['index']]).strip() if top else '', str(rows[j]['user_id'])))
     if generic is not None: cands['gold_generic'] = [(generic.get(str(ex['id']), ''), '') for ex in rows]
     out, st = [], dict(kept={}, dropped={})
     for neg, rej in cands.items():

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from fastcore.basics import patch
 from rouge_score.tokenize import tokenize as rouge_tokenize
 from .metrics import STOPWORDS, rouge_sum
-from .prompts import EXAMPLE_ANSWERS, FORMAT_ECHO, extract_answer, opens_think, parse_completion, copies_format_think, stop_after
+from .prompts import EXAMPLE_ANSWERS, FORMAT_ECHO, extract_answer, opens_think, parse_completion, copies_format_think, stop_after, item_output
 
 # %% auto #0
 __all__ = ['GUARD_PENALTY', 'PLACEHOLDERS', 'format_reward', 'format_strict_reward', 'REWARDS', 'PAPER_WEIGHTS',
@@ -167,8 +167,8 @@ def profile_words(answer: str,  # an extracted answer
 def prompt_item_outputs(profile: list,  # the user's profile: dicts with `id` and `output`
                         ids: list,  # ids of the items the prompt holds (`prompt_item_ids`)
                        ) -> list[str]:
-    "The `output` of each item the prompt holds, in `ids` order (ids not in `profile` are skipped)."
-    by_id = {str(p.get('id')): p.get('output') or '' for p in (profile or []) if isinstance(p, dict)}
+    "What the user wrote in each item the prompt holds (`prlm.prompts.item_output`), in `ids` order (ids not in `profile` are skipped)."
+    by_id = {str(p.get('id')): item_output(p) for p in (profile or []) if isinstance(p, dict)}
     return [by_id[str(i)] for i in (ids or []) if str(i) in by_id]
 
 # %% ../nbs/06_rewards.ipynb #4d0b06ee
