@@ -157,14 +157,14 @@ def content_words(text: str) -> set[str]:
 
 def profile_words(answer: str,  # an extracted answer
                   target: str,  # the user's real output
-                  item_outputs: list,  # the `output` of each profile item in the prompt
+                  item_outputs: list,  # what the user wrote in each profile item in the prompt (`prlm.prompts.item_output`)
                  ) -> float | None:
     "Share of the target's content words also in the items' outputs (W) that `answer` uses; None when W is empty."
     W = content_words(target) & set().union(*map(content_words, item_outputs or []))
     return len(W & content_words(answer)) / len(W) if W else None
 
 # %% ../nbs/06_rewards.ipynb #296b4fae
-def prompt_item_outputs(profile: list,  # the user's profile: dicts with `id` and `output`
+def prompt_item_outputs(profile: list,  # the user's profile: dicts with `id` and `output` (or only `text`)
                         ids: list,  # ids of the items the prompt holds (`prompt_item_ids`)
                        ) -> list[str]:
     "What the user wrote in each item the prompt holds (`prlm.prompts.item_output`), in `ids` order (ids not in `profile` are skipped)."
