@@ -19,6 +19,7 @@ def main(argv=None):
     from datasets import load_from_disk
     from prlm.evaluate import load_results
     from prlm.metrics import paired_bootstrap_ci, rouge_per_example
+    from prlm.prompts import item_output
     from prlm.rewards import content_words
     run, system = Path(argv[0]), argv[1] if len(argv) > 1 else 'prlm'
     for f in ('data/test', 'eval/data/test_other', 'eval/examples.jsonl'):
@@ -27,7 +28,7 @@ def main(argv=None):
     k = res.main['k']
     pred = {e['id']: e['pred'] for e in res.examples if (e['system'], e['profile'], e['retriever'], e['k']) == (system, 'own', res.main['retriever'], k)}
     if not pred: raise SystemExit(f"{run/'eval/examples.jsonl'}: no own-profile answers of system {system!r} at the main cell")
-    words = lambda ex: set().union(*[content_words(ex['profile'][r['index']]['output']) for r in ex['retrieved'][:k]])
+    words = lambda ex: set().union(*[content_words(item_output(ex['profile'][r['index']])) for r in ex['retrieved'][:k]])
     rows = []
     for a, b in zip(test, other):
         if a['id'] not in pred: continue
