@@ -16,8 +16,8 @@ from .utils import append_jsonl, atomic_dir, atomic_write, atomic_write_json, re
 __all__ = ['PLOTLY_JS', 'SYSTEMS', 'METRICS', 'HEALTH_FLAGS', 'HEALTH_LIMITS', 'PROFILES', 'PROFILE_METRIC', 'fig_html',
            'use_offline_plotly', 'SystemSpec', 'first_words', 'copy_top1', 'prompt_hash', 'dir_fingerprint',
            'model_key', 'GenerationCache', 'generate_cached', 'score_predictions', 'paired_delta', 'is_query_copy',
-           'answer_health', 'health_shares', 'items_hist', 'EvalGrid', 'EvalResults', 'word_sources', 'load_results',
-           'evaluate_systems']
+           'answer_health', 'health_shares', 'items_hist', 'EvalGrid', 'EvalResults', 'profile_only_words',
+           'word_sources', 'load_results', 'evaluate_systems']
 
 # %% ../nbs/08_evaluate.ipynb #874a9c1d
 PLOTLY_JS = 'plotly.min.js'  # plotly.js, looked up beside the page that shows a figure
@@ -365,6 +365,14 @@ def personalization(self:EvalResults)->pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 # %% ../nbs/08_evaluate.ipynb #fa2e5870
+def profile_only_words(gold:str,         # the real output
+                       description:str,  # the request's own text (the query)
+                       outs:list,        # what the user wrote in some profile items (`prlm.prompts.item_output`)
+                      )->set:
+    "The gold's content words that `outs` use and the description does not: what only those items can supply."
+    from prlm.rewards import content_words
+    return (content_words(gold) & set().union(*map(content_words, outs))) - content_words(description)
+
 def word_sources(gold:str,         # the real output
                  description:str,  # the request's own text (the query)
                  own:list,         # outputs of the user's own top-k items
@@ -374,9 +382,8 @@ def word_sources(gold:str,         # the real output
     from prlm.rewards import content_words
     G = content_words(gold)
     if not G: return None
-    D = content_words(description)
-    only = lambda outs: len((G & set().union(*map(content_words, outs))) - D) / len(G)
-    return dict(description=len(G & D) / len(G), own=only(own), other=only(other))
+    only = lambda outs: len(profile_only_words(gold, description, outs)) / len(G)
+    return dict(description=len(G & content_words(description)) / len(G), own=only(own), other=only(other))
 
 # %% ../nbs/08_evaluate.ipynb #0c8a6c0a
 @patch

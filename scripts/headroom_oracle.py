@@ -17,10 +17,9 @@ def main(argv=None):
     if not 1 <= len(argv) <= 2: raise SystemExit(__doc__)
     import numpy as np
     from datasets import load_from_disk
-    from prlm.evaluate import load_results
+    from prlm.evaluate import load_results, profile_only_words
     from prlm.metrics import paired_bootstrap_ci, rouge_per_example
     from prlm.prompts import item_output
-    from prlm.rewards import content_words
     run, system = Path(argv[0]), argv[1] if len(argv) > 1 else 'prlm'
     for f in ('data/test', 'eval/data/test_other', 'eval/examples.jsonl'):
         if not (run/f).exists(): raise SystemExit(f"{run/f}: missing (a finished run with the personalization ablation writes it)")
@@ -28,13 +27,12 @@ def main(argv=None):
     k = res.main['k']
     pred = {e['id']: e['pred'] for e in res.examples if (e['system'], e['profile'], e['retriever'], e['k']) == (system, 'own', res.main['retriever'], k)}
     if not pred: raise SystemExit(f"{run/'eval/examples.jsonl'}: no own-profile answers of system {system!r} at the main cell")
-    words = lambda ex: set().union(*[content_words(item_output(ex['profile'][r['index']])) for r in ex['retrieved'][:k]])
+    outs = lambda ex: [item_output(ex['profile'][r['index']]) for r in ex['retrieved'][:k]]
     rows = []
     for a, b in zip(test, other):
         if a['id'] not in pred: continue
-        G, D = content_words(a['target']), content_words(a['query'])
-        add = lambda W: (pred[a['id']] + ' ' + ' '.join(sorted((G & W) - D))).strip()
-        rows.append((pred[a['id']], add(words(a)), add(words(b)), a['target']))
+        add = lambda ex: (pred[a['id']] + ' ' + ' '.join(sorted(profile_only_words(a['target'], a['query'], outs(ex))))).strip()
+        rows.append((pred[a['id']], add(a), add(b), a['target']))
     answer, own, oth, golds = map(list, zip(*rows))
     for m in ('rouge-1', 'rouge-L'):
         r = {n: np.array(rouge_per_example(p, golds)[m]) for n, p in (('answer', answer), ('own', own), ('other', oth))}
