@@ -644,10 +644,10 @@ def _score_jobs(res:EvalResults, jobs:list, test_ds, src:dict, tops:dict, prompt
     users = [str(u) for u in test_ds['user_id']] if 'user_id' in test_ds.column_names else [None] * len(qids)
     owner = dict(own=users, none=[None] * len(qids))
     if 'other' in src: owner['other'] = [str(u) for u in src['other']['profile_user_id']]
+    outs = lambda n, i, k: [t['output'] for t in tops[n][i][:k]]  # what the user wrote in query i's top-k items of source n
     if 'other' in tops:  # what the profile can add at most: where each gold's words are (main cell, top-k item outputs)
-        outs = lambda n, i: [t['output'] for t in tops[n][i][:grid.k]]
         res.sources = [dict(id=qids[i], **ws) for i in grid.rows_at(grid.retriever, grid.k, len(test_ds), seed)
-                       if (ws := word_sources(golds[i], queries[i], outs(grid.retriever, i), outs('other', i)))]
+                       if (ws := word_sources(golds[i], queries[i], outs(grid.retriever, i, grid.k), outs('other', i, grid.k)))]
     for job in jobs:
         s, r, k, p = job
         spec, (n_items, item_ids, item_outs) = SYSTEMS[s], items[job]
@@ -669,7 +669,7 @@ def _score_jobs(res:EvalResults, jobs:list, test_ds, src:dict, tops:dict, prompt
         for i, (qid, pred, gold) in enumerate(zip([qids[j] for j in sel], preds, [golds[j] for j in sel])):
             res.examples.append(dict(system=s, retriever=r, k=k, profile=p, id=qid, pred=pred, gold=gold,
                                      completion=comps[i] if comps else None, **{m: per[m][i] for m in METRICS},
-                                     profile_words=profile_words(pred, gold, [t['output'] for t in tops[r][sel[i]][:k]]),
+                                     profile_words=profile_words(pred, gold, outs(r, sel[i], k)),
                                      prompt_items=int(n_items[i]), prompt_item_ids=item_ids[i], profile_user_id=owner[p][sel[i]],
                                      flags=[f for f in HEALTH_FLAGS if flags[i][f]]))
         pr = dict(zip([qids[j] for j in sel], preds))
