@@ -42,6 +42,16 @@ def build_parser()->argparse.ArgumentParser:
     sp.add_argument('--system', default='prlm', help='whose answers to show (default: prlm)')
     sp.add_argument('--n', type=int, default=3, help='queries shown in each section (default: 3)')
     sp.add_argument('--debug', action='store_true', help='print the full traceback of an error')
+    sp = sub.add_parser('commits', help="build LaMP-layout files of the 'commits' task (per-author commit subjects) from a git repository",
+                        description="build LaMP-layout files of the 'commits' task from a local git repository's history (see prlm.commits)")
+    sp.add_argument('repo', help='a local git repository')
+    sp.add_argument('out', help='folder to write {train,dev}_{questions,outputs}.json.gz and stats.json into')
+    for flag, d, h in [('--n-train', 3, 'training queries per user'), ('--gap-days', 0, 'keep the last N days before a query out of its profile'),
+                       ('--min-profile', 5, 'drop queries with fewer profile items'), ('--max-profile', 100, 'keep at most the latest N items'),
+                       ('--max-words', 220, "cap on an input's words")]:
+        sp.add_argument(flag, type=int, default=d, help=f'{h} (default: {d})')
+    sp.add_argument('--rev', default='HEAD', help='the history to read (default: HEAD)')
+    sp.add_argument('--debug', action='store_true', help='print the full traceback of an error')
     return p
 
 # %% ../nbs/11_cli.ipynb #bba86e7f
@@ -111,9 +121,19 @@ def _inspect(args) -> int:
     print(f"wrote {page}\nopen it in a browser; in JupyterLab: from prlm.inspect import Run; Run({str(page.parent)!r}).explore()")
     return 0
 
+# %% ../nbs/11_cli.ipynb #7b5bb0da
+def _commits(args) -> int:
+    from prlm.commits import build_commits
+    st = build_commits(args.repo, args.out, rev=args.rev, n_train=args.n_train, gap_days=args.gap_days,
+                       min_profile=args.min_profile, max_profile=args.max_profile, max_words=args.max_words)
+    print(f"{st['commits']} commits, {st['usable_commits']} usable (dropped: {st['dropped']}); {st['users']} users, "
+          f"{st['train']} train / {st['dev']} dev queries -> {args.out}")
+    return 0
+
 # %% ../nbs/11_cli.ipynb #e008da51
 def _command(args)->int:
     if args.command == 'inspect': return _inspect(args)
+    if args.command == 'commits': return _commits(args)
     cfg = load_config(args.config, sets=args.set, run_dir=args.run_dir)
     if args.command == 'status': return _status(cfg)
     warns = preflight(cfg)  # nothing is written before the config and what it names check out

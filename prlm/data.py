@@ -97,6 +97,8 @@ TASKS = {t.name: t for t in [
              'Paraphrase the following tweet'),
     TaskSpec('debian', 'debian', None, 'Debian package synopsis generation (embedded dataset)', 'generation', ('text',), 'output',
              'description:', 'Generate a one-line synopsis for the following Debian package description'),
+    TaskSpec('commits', 'commits', None, 'commit subject generation (per-author git history, built by `prlm commits`)', 'generation',
+             ('text',), 'output', 'description:', 'Generate a one-line subject for the following commit description'),
 ]}
 
 # %% ../nbs/00_data.ipynb #dde0a65e
@@ -149,9 +151,12 @@ def _split_record_path(p: str):
 
 # %% ../nbs/00_data.ipynb #6c2ebed3
 def read_json(path):
-    "Parsed JSON from `path`; invalid UTF-8 or JSON raise `DataFormatError` naming the record and field."
+    "Parsed JSON from `path` (gzipped or not); invalid UTF-8 or JSON raise `DataFormatError` naming the record and field."
     path = Path(path)
     raw = path.read_bytes()
+    if raw[:2] == b'\x1f\x8b':  # gzip's magic number: `x.json.gz` reads as `x.json` does
+        try: raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e: raise DataFormatError(path, msg=f"a gzip file that cannot be read ({e})") from None
     try: text = raw.decode('utf-8')
     except UnicodeDecodeError as e:
         text = raw.decode('utf-8', errors='surrogateescape')

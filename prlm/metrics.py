@@ -173,11 +173,11 @@ def mae_rmse(preds: Sequence[str], # predicted ratings as strings (e.g. '4')
     return {'MAE': float(np.abs(ps - gs).mean()), 'RMSE': float(math.sqrt(((ps - gs) ** 2).mean()))}
 
 # %% ../nbs/03_metrics.ipynb #da106a48
-ROUGE_TASKS = ('LaMP-4', 'LaMP-5', 'LaMP-6', 'LaMP-7', 'debian')
+ROUGE_TASKS = ('LaMP-4', 'LaMP-5', 'LaMP-6', 'LaMP-7', 'debian', 'commits')
 
 def _norm_task(task: str) -> str:
     t = str(task).strip().replace('_', '-')
-    if t.lower() == 'debian': return 'debian'
+    if t.lower() in ('debian', 'commits'): return t.lower()
     if t.upper().startswith('LAMP-'): t = 'LaMP-' + t[5:].upper()
     if t in LAMP_LABELS or t in ROUGE_TASKS: return t
     raise ValueError(f"unknown task {task!r}; expected one of {sorted(LAMP_LABELS) + list(ROUGE_TASKS)}")

@@ -16,14 +16,14 @@ from .utils import atomic_dir, atomic_write, read_jsonl
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_ARTIFACTS', 'SMOKE_N', 'STAGE_FUNCS', 'RESUMABLE', 'DataConfig',
-           'RetrievalConfig', 'PolicyConfig', 'RewardModelConfig', 'EvalConfig', 'RunConfig', 'is_run_dir',
+           'RetrievalConfig', 'PolicyConfig', 'RewardModelConfig', 'ExtraTest', 'EvalConfig', 'RunConfig', 'is_run_dir',
            'run_dir_problem', 'ConfigError', 'check_config', 'set_key', 'load_config', 'BudgetTokenizer',
            'policy_tokenizer', 'check_budget', 'check_environment', 'preflight', 'RunDir', 'stage_problem',
            'policy_path', 'encoder_path', 'fingerprint', 'set_threads', 'release_memory', 'stage_data',
            'stage_retrieve', 'stage_pairs', 'stage_rm', 'grpo_config', 'stage_grpo', 'stage_evaluate',
-           'package_versions', 'read_log_history', 'fig_rewards', 'build_results', 'verdict_word', 'headroom_text',
-           'verdict', 'render_report', 'report_examples', 'stage_report', 'stale_stages', 'run_stage', 'prepare_run',
-           'summary', 'run_pipeline']
+           'package_versions', 'read_log_history', 'fig_rewards', 'extra_rows', 'build_results', 'verdict_word',
+           'headroom_text', 'verdict', 'render_report', 'report_examples', 'stage_report', 'stale_stages', 'run_stage',
+           'prepare_run', 'summary', 'run_pipeline']
 
 # %% ../nbs/10_pipeline.ipynb #cac96ae9
 class _S(BaseModel): model_config = ConfigDict(extra='forbid', validate_default=True, allow_inf_nan=False)  # no NaN/inf anywhere
@@ -74,6 +74,13 @@ class RewardModelConfig(_S):
     compare: list[str] = []             # also train these variants (`prlm.reward_model.RM_VARIANTS`) and score all on the same held-out pairs
 
 # %% ../nbs/10_pipeline.ipynb #29fab610
+class ExtraTest(_S):
+    "Another held-out set (LaMP-layout files of the run's task) that the trained policy is also evaluated on: a robustness row."
+    questions: str                      # `{split}_questions.json[.gz]`
+    outputs: str                        # `{split}_outputs.json[.gz]`
+    n: Optional[int] = Field(None, ge=1)  # subsample this many queries (seeded); None = all
+    systems: Optional[list[str]] = None  # which systems (None: eval.systems)
+
 class EvalConfig(_S):
     "Systems and robustness sweeps on the held-out queries."
     systems: list[str] = ['zero_shot', 'rag', 'reason', 'prlm', 'copy_top1', 'first_words']
@@ -85,6 +92,7 @@ class EvalConfig(_S):
     sweep_n: Optional[int] = Field(None, ge=1)  # k and retriever sweeps on a seeded subset of this many queries (None: all)
     batch_size: int = Field(32, ge=1)   # prompts in flight while generating
     n_boot: int = Field(1000, ge=100)   # bootstrap resamples for the CIs
+    extra_tests: dict[str, ExtraTest] = {}  # name -> another test set, scored at the main cell with own / other / none profiles
 
 # %% ../nbs/10_pipeline.ipynb #b1e1f0c7
 # keys of the GRPO stage the pipeline sets from its other sections
@@ -163,6 +171,11 @@ def _semantic_errors(cfg:RunConfig)->list:
     for i, s in enumerate(cfg.eval.systems):
         if s not in SYSTEMS: errs.append(f"eval.systems.{i}: unknown system {s!r}; known: {', '.join(SYSTEMS)}")
     if not cfg.eval.systems: errs.append("eval.systems: at least one system is needed")
+    for name, x in cfg.eval.extra_tests.items():
+        for key in ('questions', 'outputs'):
+            if not Path(getattr(x, key)).exists(): errs.append(f"eval.extra_tests.{name}.{key}: file not found: {getattr(x, key)}")
+        for i, s in enumerate(x.systems or []):
+            if s not in cfg.eval.systems: errs.append(f"eval.extra_tests.{name}.systems.{i}: {s!r} is not one of eval.systems")
     for i, k in enumerate(cfg.eval.ks):
         if k < 1: errs.append(f"eval.ks.{i}: expected k >= 1 (got {k})")
     for name, w in cfg.rewards.items():
@@ -762,20 +775,27 @@ def stage_grpo(cfg:RunConfig, run:RunDir)->dict:
 
 # %% ../nbs/10_pipeline.ipynb #8f1c089d
 def stage_evaluate(cfg:RunConfig, run:RunDir)->dict:
-    "Every system on the held-out queries, main setting + k and retriever sweeps (`prlm.evaluate`)."
+    "Every system on the held-out queries, main setting + k and retriever sweeps (`prlm.evaluate`); then each `eval.extra_tests` set at the main cell."
     from datasets import load_from_disk
+    from prlm.data import load_lamp_files
     from prlm.evaluate import evaluate_systems, EvalGrid
     adapter = _adapter_dir(run, run.done('grpo'))
-    grid = EvalGrid(retriever=cfg.retrieval.retriever if cfg.retrieval.retriever != 'none' else 'bm25', k=max(cfg.retrieval.k, 1),
-                    ks=tuple(cfg.eval.ks), retrievers=tuple(cfg.eval.retrievers), profiles=tuple(cfg.eval.profiles), sweep_n=cfg.eval.sweep_n)
-    res = evaluate_systems(load_from_disk(str(run/'data/raw/test')), run/'eval', policy=policy_path(cfg, run), adapter=adapter and str(adapter),
-                           systems=tuple(cfg.eval.systems), grid=grid,
-                           templates={'prlm': cfg.policy.template, 'rag': cfg.policy.rag_template},
-                           max_prompt_tokens=cfg.policy.max_prompt_tokens, retriever_kw=_retriever_kw(cfg, run),
-                           gen_kw=dict(max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size),
-                           answer_max_new_tokens=cfg.eval.answer_max_new_tokens,
-                           n_boot=cfg.eval.n_boot, seed=cfg.seed)
-    return dict(cells=len(res.rows))
+    main = dict(retriever=cfg.retrieval.retriever if cfg.retrieval.retriever != 'none' else 'bm25', k=max(cfg.retrieval.k, 1),
+                profiles=tuple(cfg.eval.profiles))
+    kw = dict(policy=policy_path(cfg, run), adapter=adapter and str(adapter), max_prompt_tokens=cfg.policy.max_prompt_tokens,
+              templates={'prlm': cfg.policy.template, 'rag': cfg.policy.rag_template}, retriever_kw=_retriever_kw(cfg, run),
+              gen_kw=dict(max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size),
+              answer_max_new_tokens=cfg.eval.answer_max_new_tokens, n_boot=cfg.eval.n_boot, seed=cfg.seed)
+    grid = EvalGrid(**main, ks=tuple(cfg.eval.ks), retrievers=tuple(cfg.eval.retrievers), sweep_n=cfg.eval.sweep_n)
+    res = evaluate_systems(load_from_disk(str(run/'data/raw/test')), run/'eval', systems=tuple(cfg.eval.systems), grid=grid, **kw)
+    extra = {}
+    for name, x in cfg.eval.extra_tests.items():
+        ds = _subsample(load_lamp_files(x.questions, x.outputs, task=cfg.data.task), x.n, cfg.seed)
+        _log(f"  extra test set {name!r}: {len(ds)} queries from {x.questions}")
+        r = evaluate_systems(ds, run/'eval/extra'/name, systems=tuple(x.systems or cfg.eval.systems),
+                             grid=EvalGrid(**main, ks=(main['k'],), retrievers=(main['retriever'],)), **kw)
+        extra[name] = len(r.rows)
+    return dict(cells=len(res.rows), extra_tests=extra)
 
 # %% ../nbs/10_pipeline.ipynb #1e5ae9d5
 def package_versions()->dict:
@@ -833,6 +853,23 @@ def _main_health(res)->list:
             if (r['retriever'], r['k']) == (res.main['retriever'], res.main['k'])}
     return [dict(r, items_hist=hist.get((r['system'], r['profile']))) for r in main.to_dict('records')]
 
+def _extra_results(res)->dict:
+    "What `results.json` keeps of an extra test set's evaluation."
+    return dict(main_table=res.main_table().to_dict('records'), personalization=res.personalization().to_dict('records'),
+                headroom=res.headroom(), health=_main_health(res))
+
+def extra_rows(results:dict, metric:str='rouge-L')->list:
+    "One row per extra test set and system: n, the score with the user's own items, and own − another user's (paired CI)."
+    from prlm.evaluate import _fmt_ci
+    rows = []
+    for name, x in (results.get('extra_tests') or {}).items():
+        gain = {r['system']: r for r in x['personalization'] if r['metric'] == metric and r['contrast'] == 'own-other'}
+        for r in x['main_table']:
+            g = gain.get(r['system'])
+            rows.append({'set': name, 'system': r['system'], 'n': r['n'], f'{metric} own [95% CI]': _fmt_ci(r, metric),
+                         'own − other [95% CI]': f"{g['delta']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}]" if g else '—'})
+    return rows
+
 def build_results(cfg:RunConfig, run:RunDir)->dict:
     "Everything the report shows, as one JSON-able dict."
     from prlm.evaluate import EvalResults
@@ -850,6 +887,8 @@ def build_results(cfg:RunConfig, run:RunDir)->dict:
                sweep_table=res.table(profile=None).to_dict('records'), reward_model=rm,
                grpo=dict(summary=_reward_summary(log), log_history=log),
                stages={s: run.done(s) for s in STAGES if run.done(s)}, config=cfg.model_dump(), versions=package_versions())
+    out['extra_tests'] = {name: _extra_results(EvalResults.load(run/'eval/extra'/name)) for name in cfg.eval.extra_tests
+                          if (run/'eval/extra'/name/'results.json').exists()}
     out['verdict'] = verdict(out)
     return out
 
@@ -1002,6 +1041,8 @@ def render_report(results:dict, figs:dict, examples_html:str='')->str:
     parts.append(f"<h2>Health</h2><p>Main cell; shares of answers per flag (red: worrying); items that reached the prompt (mean, and "
                  f"how many prompts held n items).</p>" + _health_table(results.get('health') or [], ms.get('k')))
     parts.append("<h2>Robustness</h2>")
+    if (xr := extra_rows(results)): parts.append("<p>Extra test sets (<code>eval.extra_tests</code>), scored at the main cell:</p>" + _table(xr)
+        + ''.join(f'<p>{html.escape(name)}: {html.escape(h)}</p>' for name, x in results['extra_tests'].items() if (h := headroom_text(x['headroom']))))
     for name, f in figs.items():
         if name != 'personalization': parts.append(fig(f))
     parts.append("<details><summary>All cells</summary>" + _table(results['sweep_table'],
@@ -1126,7 +1167,11 @@ def summary(run:RunDir, seconds:float|None=None)->str:
             lines += ['  ' + l for l in h[['system', 'n', 'items_mean', *HEALTH_FLAGS]]
                       .round(2).to_string(index=False).splitlines()]
     if (run/'results.json').exists():
-        v = json.loads((run/'results.json').read_text()).get('verdict') or {}
+        results = json.loads((run/'results.json').read_text())
+        if (xr := extra_rows(results)):
+            lines += ['', "extra test sets (ROUGE-L with the user's own items, and own minus another user's, paired 95% CI):"]
+            lines += [f"  {r['set']:8s} {r['system']:11s} n={r['n']:<4d} {r['rouge-L own [95% CI]']}  {r['own − other [95% CI]']}" for r in xr]
+        v = results.get('verdict') or {}
         if v: lines += ['', 'VERDICT: ' + v['text']] + [f"  WARNING {p}" for p in v.get('problems') or []]
     if (run/'report.html').exists(): lines += ['', f"report:  {(run/'report.html').resolve()}", f"results: {(run/'results.json').resolve()}"]
     lines.append('='*72)

@@ -95,6 +95,7 @@ _RAG = {
     'LaMP-6': TaskPrompt('"{output}" is the title for "{text}" ', ', and ', '{items}. {input}'),
     'LaMP-7': TaskPrompt('"{text}" ', ', and ', '{items} are written by a person. Following the given patterns {input}'),
     'debian': TaskPrompt('"{output}" is the synopsis for "{text}" ', ', and ', '{items}. Following the given patterns {input}'),
+    'commits': TaskPrompt('"{output}" is the subject for "{text}" ', ', and ', '{items}. Following the given patterns {input}'),
     'default': TaskPrompt('"{output}" is the output for "{text}" ', ', and ', '{items}. Following the given patterns {input}'),
 }
 _PRLM = {
@@ -102,7 +103,8 @@ _PRLM = {
     'LaMP-2N': _prlm('Movie', 'Tag', 'tag'), 'LaMP-3': _prlm('Review', 'Score', 'score'),
     'LaMP-4': _prlm('Article', 'Headline', 'headline'), 'LaMP-5': _prlm('Abstract', 'Title', 'title'),
     'LaMP-6': _prlm('Email', 'Subject', 'subject'), 'LaMP-7': _prlm('Tweet', singular='tweet'),
-    'debian': _prlm('Description', 'Synopsis', 'synopsis'), 'default': _prlm('Input', 'Output'),
+    'debian': _prlm('Description', 'Synopsis', 'synopsis'), 'commits': _prlm('Commit description', 'Subject', 'subject'),
+    'default': _prlm('Input', 'Output'),
 }
 
 # %% ../nbs/02_prompts.ipynb #4eec7231
