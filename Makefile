@@ -14,10 +14,12 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test install docs export clean-nbs experiment bench help
+.PHONY: demo test install docs lab export clean-nbs experiment commits bench help
 help:
 	@echo "make demo   - install (once) and run the embedded end-to-end demo"
 	@echo "make test   - install (once) and run nbdev_test + pytest"
+	@echo "make lab    - JupyterLab from the venv, opening nbs/index.ipynb"
+	@echo "make docs   - process the notebooks for the docs site (and build it into _docs/ where Quarto is installed)"
 
 $(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "ERROR: $(PYTHON) not found; prlm needs Python 3.11" >&2; exit 1; }
@@ -42,15 +44,33 @@ demo: $(STAMP)
 experiment: $(STAMP)
 	$(BIN)/prlm run configs/experiment.yaml
 
+commits: $(STAMP)
+	$(BIN)/prlm run configs/commits.yaml
+
 test: $(STAMP)
 	@echo "==> nbdev_test (notebooks; slow/gpu cells skipped)"
 	$(BIN)/nbdev_test --n_workers 2 --timing
 	@echo "==> pytest tests/"
 	$(BIN)/python -m pytest -q tests/
 
+# The docs: nbdev's notebook processing always (it executes the doc cells into _proc/: where a broken docs build shows
+# first), Quarto only where it is installed. The venv's bin/ comes first on PATH, so nothing nbdev runs can reach the
+# machine's own pip or Python. DOCS_PATH limits the processing to one notebook or folder (default: all).
+DOCS_PATH ?=
 docs: $(STAMP)
-	$(BIN)/python scripts/plotly_js.py nbs
-	$(BIN)/nbdev_docs
+	@$(BIN)/python scripts/plotly_js.py nbs
+	@if command -v quarto >/dev/null 2>&1; then \
+	  echo "==> nbdev_docs (notebook processing, then quarto render into _docs/)"; \
+	  PATH="$(abspath $(BIN)):$$PATH" $(BIN)/nbdev_docs; \
+	else \
+	  echo "==> nbdev notebook processing into _proc/ (executes the docs' cells)"; \
+	  PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -c "from nbdev.serve import proc_nbs; print(proc_nbs('$(DOCS_PATH)', n_workers=1, force=True))" >/dev/null; \
+	  echo "docs: notebooks processed into _proc/ without errors; the site itself needs Quarto, which is not on PATH (https://quarto.org/docs/get-started/): install it and run make docs again, or let .github/workflows/deploy.yaml build it"; \
+	fi
+
+# JupyterLab from the venv (the kernel is the venv's Python); --allow-root only when run as root
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root,) nbs/index.ipynb
 
 export: $(STAMP)
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean

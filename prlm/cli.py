@@ -83,10 +83,11 @@ def _status(cfg)->int:
     run = RunDir(cfg.run_dir)
     if not run.path.is_dir(): print(f"no run at {run.path} yet"); return 0
     print(f"run {run.path}")
-    stale = stale_stages(cfg, run)
+    stale, busy = stale_stages(cfg, run), run.in_use()
     for s in STAGES:
         m = run.done(s)
         state = f"done {m['finished']} ({m['seconds']:.0f}s)" if m else f"not done: {run.problems[s]}" if s in run.problems else '-'
+        if busy and not m: state, busy = 'running (a prlm process holds the run now)', False  # the first stage not done is the one running
         if s in stale: state += '  [out of date with the config: `prlm run` re-runs it]'
         print(f"  {s:9s} {state}")
     if (run.path/'report.html').exists(): print(f"report {run.path/'report.html'}")

@@ -12,7 +12,7 @@ from .utils import atomic_write, atomic_write_json
 
 # %% auto #0
 __all__ = ['INSTRUCTION', 'Commit', 'git_log', 'toy_repo', 'clean_body', 'is_bot', 'drop_reason', 'user_key', 'split_user',
-           'build_commits']
+           'build_commits', 'area', 'area_agreement']
 
 # %% ../nbs/00b_commits.ipynb #d8f7e6b2
 _FIELDS = ('hash', 'parents', 'name', 'email', 'time', 'subject', 'body')
@@ -155,3 +155,28 @@ def build_commits(repo, # a local git repository
                  params=dict(rev=rev, n_train=n_train, gap_days=gap_days, min_profile=min_profile, max_profile=max_profile, max_words=max_words))
     atomic_write_json(out/'stats.json', stats)
     return stats
+
+# %% ../nbs/00b_commits.ipynb #715bb739
+_AREA = re.compile(r'^\s*([^\s:][^:]{0,39}?):\s')
+
+def area(subject: str|None) -> str|None:
+    "The `area:` prefix of a commit subject (lowercased, at most 3 words), or None."
+    m = _AREA.match(subject or '')
+    if not m or len(m[1].split()) > 3: return None
+    return m[1].strip().lower()
+
+# %% ../nbs/00b_commits.ipynb #bf78c937
+def area_agreement(rows: list, # evaluation rows: `system`, `profile`, `pred`, `gold` (+ `top1`: the first prompt item's output)
+                  ) -> list:
+    "Per system and profile: n, share of answers with an `area:` prefix, share equal to the gold's area, share equal to the top item's."
+    groups = {}
+    for r in rows: groups.setdefault((r['system'], r.get('profile') or 'own'), []).append(r)
+    out = []
+    for (s, p), rs in groups.items():
+        a = [(area(r['pred']), area(r['gold']), area(r.get('top1'))) for r in rs]
+        gold = [x for x in a if x[1]]
+        out.append(dict(system=s, profile=p, n=len(rs), has_area=sum(x[0] is not None for x in a) / len(a),
+                        gold_has_area=len(gold) / len(a),
+                        same_as_gold=sum(x[0] == x[1] for x in gold) / max(len(gold), 1),
+                        same_as_top1=sum(x[0] is not None and x[0] == x[2] for x in a) / len(a)))
+    return out

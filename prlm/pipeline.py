@@ -11,13 +11,14 @@ from typing import Literal, Optional
 import yaml
 from fastcore.basics import patch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from . import __version__
 from .grpo_config import GRPOStageConfig, GRPOConfigError, check_grpo, error_text, unknown_key
 from .utils import atomic_dir, atomic_write, read_jsonl
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_ARTIFACTS', 'SMOKE_N', 'STAGE_FUNCS', 'RESUMABLE', 'DataConfig',
-           'RetrievalConfig', 'PolicyConfig', 'RewardModelConfig', 'ExtraTest', 'EvalConfig', 'RunConfig', 'is_run_dir',
-           'run_dir_problem', 'ConfigError', 'check_config', 'set_key', 'load_config', 'BudgetTokenizer',
+__all__ = ['RUN_MARKER', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_ARTIFACTS', 'SMOKE_N', 'STAGE_FUNCS', 'RESUMABLE',
+           'DataConfig', 'RetrievalConfig', 'PolicyConfig', 'RewardModelConfig', 'ExtraTest', 'EvalConfig', 'RunConfig',
+           'is_run_dir', 'run_dir_problem', 'ConfigError', 'check_config', 'set_key', 'load_config', 'BudgetTokenizer',
            'policy_tokenizer', 'check_budget', 'check_environment', 'preflight', 'RunDir', 'stage_problem',
            'policy_path', 'encoder_path', 'fingerprint', 'set_threads', 'release_memory', 'stage_data',
            'stage_retrieve', 'stage_pairs', 'stage_rm', 'grpo_config', 'stage_grpo', 'stage_evaluate',
@@ -119,14 +120,13 @@ class RunConfig(_S):
 
 # %% ../nbs/10_pipeline.ipynb #2aefec7a
 _IGNORED = ('.gitkeep', '.DS_Store')
+RUN_MARKER = '.prlm-run'  # written by prlm into every run directory it creates or claims (empty): the proof a folder is a run
 
 def is_run_dir(path)->bool:
-    "Does `path` hold a prlm run (its `stages/`, its lock, or a `config.yaml` written by prlm)?"
+    "Does `path` hold a prlm run: its `.prlm-run` marker (or, from runs made before the marker, stage markers or prlm's lock)?"
     p = Path(path)
-    if (p/'stages').is_dir() or (p/'.lock').is_file(): return True
-    try: c = yaml.safe_load((p/'config.yaml').read_text())
-    except (OSError, ValueError, yaml.YAMLError): return False
-    return isinstance(c, dict) and 'run_dir' in c
+    if (p/RUN_MARKER).is_file() or (p/'.lock').is_file(): return True
+    return (p/'stages').is_dir() and any((p/'stages').glob('*.json'))  # a legacy run: prlm's stage markers, not just any folder
 
 # %% ../nbs/10_pipeline.ipynb #239a0563
 def run_dir_problem(path, # the configured run_dir
@@ -142,8 +142,8 @@ def run_dir_problem(path, # the configured run_dir
     if not fs: return None
     if p.exists() and not p.is_dir(): return f"run_dir: {s} exists and is not a directory"
     if p.is_dir() and not is_run_dir(p) and any(c.name not in _IGNORED for c in p.iterdir()):
-        return (f"run_dir: {s} is a non-empty directory that holds no prlm run (no stages/ or prlm config.yaml); "
-                "prlm writes and removes files in its run directory: pick a new or empty directory")
+        return (f"run_dir: {s} is a non-empty directory that holds no prlm run (prlm did not create it: no {RUN_MARKER}); "
+                f"prlm writes and removes files in its run directory: pick a new or empty directory, e.g. {(Path(s)/'run').as_posix()}")
     return None
 
 # %% ../nbs/10_pipeline.ipynb #95e05be2
@@ -256,7 +256,10 @@ def load_config(path, # a YAML file
     path = Path(path)
     if not path.exists(): raise ConfigError(f"{path}: config file not found")
     try: raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e: raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    except yaml.YAMLError as e:  # the file, line and column, not yaml's "<unicode string>"
+        m = getattr(e, 'problem_mark', None)
+        where = f", line {m.line + 1}, column {m.column + 1}" if m else ''
+        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(e, 'problem', None) or e}") from None
     raw = raw or {}
     if isinstance(raw, dict):
         raw.update({k: v for k, v in overrides.items() if v is not None})
@@ -559,8 +562,21 @@ def lock(self:RunDir):
     f = open(self.path/'.lock', 'a')
     try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError: f.close(); raise RuntimeError(f"{self.path} is in use by another prlm process (wait for it, or stop it)") from None
+    if not (self.path/RUN_MARKER).is_file():  # checked above: new, empty or a (legacy) run; from now on prlm's
+        atomic_write(self.path/RUN_MARKER, json.dumps(dict(prlm=__version__, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'))))
     try: yield self
     finally: fcntl.flock(f, fcntl.LOCK_UN); f.close()
+
+# %% ../nbs/10_pipeline.ipynb #064a3e49
+@patch
+def in_use(self:RunDir)->bool:
+    "Is a `prlm` process working in this run now (holding its lock)? A momentary shared probe of the lock, never waiting."
+    if not (self.path/'.lock').is_file(): return False
+    with open(self.path/'.lock', 'a') as f:
+        try: fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError: return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
 
 # %% ../nbs/10_pipeline.ipynb #97b3f744
 def _atomic_save_model(dest:Path, build):
@@ -924,7 +940,8 @@ def headroom_text(h:dict)->str:
     if not h: return ''
     return (f"Headroom: {h['description']:.0%} of the real output's content words are in the request's description; the user's own "
             f"top-k items supply {h['own']:.1%} more that the description lacks, another user's {h['other']:.1%} "
-            f"({h['delta']:+.3f} [{h['lo']:+.3f}, {h['hi']:+.3f}], n={h['n']}): that difference is all the words only this user's history offers.")
+            f"(own − other {100 * h['delta']:+.1f} points [{100 * h['lo']:+.1f}, {100 * h['hi']:+.1f}], n={h['n']}): that difference is "
+            "all the words only this user's history offers.")
 
 def verdict(results:dict, reference:str='prlm', metric:str='rouge-L')->dict:
     "The run's answer in plain words: n, significant differences, the personalization gain, health problems."

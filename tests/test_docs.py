@@ -1,4 +1,4 @@
-"""The docs build up to Quarto: nbdev's notebook processing (the step `nbdev_docs` runs before `quarto render`).
+"""The docs build up to Quarto: `make docs`, i.e. nbdev's notebook processing (the step `nbdev_docs` runs before `quarto render`).
 
 Quarto itself cannot be installed on the CI machines, so this guards everything before it: every notebook goes
 through nbdev's processors (which execute imports, exported cells and `show_doc`s in a fresh kernel, in notebook
@@ -9,20 +9,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PROC = """
-import shutil, sys
-sys.path.insert(0, 'scripts')
-from plotly_js import copy_plotly_js
-from nbdev.serve import proc_nbs
-copy_plotly_js('nbs')
-print(proc_nbs(n_workers=1, force=True))
-"""
+FAKES = ('pip', 'pip3', 'sudo', 'apt-get', 'quarto')  # none may run: `make docs` installs nothing outside .venv
 
-def test_nbdev_processing_runs_on_every_notebook():
-    env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
-    r = subprocess.run([sys.executable, '-c', PROC], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-4000:]
-    proc = Path(r.stdout.strip().splitlines()[-1])
+def test_make_docs_processes_every_notebook_and_installs_nothing(tmp_path):
+    "`make docs` without Quarto: nbdev's processing of every notebook passes, one line says the site needs Quarto, and no pip/sudo is run."
+    import shutil
+    fake, called = tmp_path/'bin', tmp_path/'called'
+    fake.mkdir()
+    for name in FAKES:  # first on PATH: a call to any of these (outside the venv) is recorded and fails
+        (fake/name).write_text(f'#!/bin/sh\necho "{name} $*" >> {called}\nexit 1\n'); (fake/name).chmod(0o755)
+    path = os.pathsep.join([str(fake)] + [p for p in os.environ['PATH'].split(os.pathsep) if not (Path(p)/'quarto').exists()])
+    env = {**os.environ, 'PATH': path, 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
+    (fake/'quarto').unlink()  # `command -v quarto` must fail: no Quarto here
+    r = subprocess.run(['make', 'docs'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    assert not called.exists(), called.read_text()
+    assert 'the site itself needs Quarto' in r.stdout and r.stdout.count('\n') <= 4, r.stdout
+    proc = ROOT/'_proc'
     want = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb'))
     assert sorted(p.name for p in (proc/'nbs').glob('*.ipynb')) == want
     assert (proc/'nbs'/'plotly.min.js').stat().st_size > 1_000_000  # the figures' plotly.js, published with the pages

@@ -143,6 +143,26 @@ def test_run_dir_existing_file_and_foreign_directory(tmp_path):
     assert rc == 2 and 'holds no prlm run' in err, err
     assert tree(foreign) == before                                  # nothing written, nothing removed
 
+def test_users_config_folder_is_not_taken_for_a_run(tmp_path):
+    "experiments/foo/config.yaml with run_dir: experiments/foo: refused before anything is written; the user's file is kept."
+    foo = tmp_path/'experiments'/'foo'; foo.mkdir(parents=True)
+    cfgp = config(foo/'config.yaml', foo)
+    mine = '# my notes\n' + cfgp.read_text(); cfgp.write_text(mine)
+    (foo/'data'/'test').mkdir(parents=True); (foo/'results.json').write_text('mine')
+    before = tree(foo)
+    for cmd in (('run', cfgp), ('run', cfgp, '--overwrite', 'data'), ('data', cfgp, '--overwrite')):
+        rc, _, err = cli(*cmd)
+        assert rc == 2 and 'holds no prlm run' in err and f"{foo/'run'}" in err, err
+        assert tree(foo) == before                                  # nothing written, nothing removed, comments kept
+
+def test_new_and_empty_run_dirs_are_marked(tmp_path, base):
+    from prlm.pipeline import RUN_MARKER, is_run_dir
+    (tmp_path/'empty').mkdir()
+    for d in (tmp_path/'empty', tmp_path/'new'):
+        with RunDir(d).lock(): pass
+        assert (d/RUN_MARKER).is_file() and is_run_dir(d)
+    assert (base[0]/RUN_MARKER).is_file()                           # the finished run was marked when it started
+
 def test_locked_run_dir_is_left_untouched(copy):
     run, cfgp = copy
     (run/'config.yaml').write_text('sentinel')
