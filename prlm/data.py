@@ -178,10 +178,13 @@ def read_json(path):
                               f"malformed or truncated JSON at line {e.lineno} column {e.colno} ({e.msg}), {hint}") from None
 
 # %% ../nbs/00_data.ipynb #d4df1373
+def _task_of_input(inp: str) -> TaskSpec|None:
+    "The task whose instruction `inp` starts with (None: none does)."
+    return next((spec for spec in TASKS.values() if inp.lower().startswith(spec.input_prefix.lower())), None)
+
 def _infer_task(questions, outputs, path) -> TaskSpec:
     inp = next((q.get('input') for q in questions if isinstance(q, dict) and isinstance(q.get('input'), str)), '')
-    for spec in TASKS.values():
-        if inp.lower().startswith(spec.input_prefix.lower()): return spec
+    if (spec := _task_of_input(inp)): return spec
     if isinstance(outputs, dict) and isinstance(outputs.get('task'), str) and outputs['task'] != 'LaMP_2':
         try: return get_task(outputs['task'])
         except KeyError: pass
@@ -203,6 +206,7 @@ def _read_golds(outputs_path):
         _check('output' in g, outputs_path, rid, 'output', 'missing field')
         o = g['output']  # a null gold would become the string 'None' (and a prediction "None" would score 1.0)
         _check(isinstance(o, (str, int, float)) and not isinstance(o, bool), outputs_path, rid, 'output', f'expected a string, got {_jtype(o)}')
+        _check(str(o).strip() != '', outputs_path, rid, 'output', 'empty gold output (every system would score 0 on it)')
         _check(rid not in out, outputs_path, rid, 'id', 'duplicate id')
         out[rid] = str(o)
     return obj, out
@@ -236,6 +240,12 @@ def load_lamp_files(questions_path, # a LaMP `{split}_questions.json`
         _check(rid not in seen, qp, rid, 'id', 'duplicate id'); seen.add(rid)
         for f in ('input', 'profile'): _check(f in q, qp, rid, f, 'missing field')
         _check(isinstance(q['input'], str), qp, rid, 'input', f"expected a string, got {type(q['input']).__name__}")
+        if task is not None and (seen_as := _task_of_input(q['input'])) and seen_as.lamp_name != spec.lamp_name:
+            _check(False, qp, rid, 'input', f"the input starts like a {seen_as.name} question ({seen_as.input_prefix!r}) but the task is "
+                                            f"{spec.name}: its items and query would be read the wrong way (pass task={seen_as.name!r} or fix the file)")
+        uid = q.get('user_id', rid)
+        _check(isinstance(uid, (str, int)) and not isinstance(uid, bool) and str(uid).strip() != '', qp, rid, 'user_id',
+               f"expected a user id (a string), got {_jtype(uid) if not isinstance(uid, str) else 'an empty string'}")
         _check(isinstance(q['profile'], list), qp, rid, 'profile', 'expected a list')
         prof = []
         for j, it in enumerate(q['profile']):
@@ -247,7 +257,7 @@ def load_lamp_files(questions_path, # a LaMP `{split}_questions.json`
             prof.append(spec.profile_item(it))
         if not prof: empty.append(rid)
         if golds is not None: _check(rid in golds, outputs_path, rid, 'output', f'question in {qp.name} has no gold')
-        recs.append(dict(id=rid, user_id=str(q.get('user_id', rid)), task=spec.name, input=q['input'],
+        recs.append(dict(id=rid, user_id=str(uid), task=spec.name, input=q['input'],
                          query=extract_query(spec, q['input']), target=None if golds is None else golds[rid], profile=prof))
     if golds is not None:
         extra = [k for k in golds if k not in seen]

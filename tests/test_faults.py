@@ -189,18 +189,32 @@ def _files_config(tmp_path, golds, questions=None, task='LaMP_5'):
     files = dict(source='files', task='LaMP-5', train_questions=str(q), train_outputs=str(o), test_questions=str(q), test_outputs=str(o))
     return config(tmp_path/'c.yaml', tmp_path/'run', data=files), q, o
 
-@pytest.mark.parametrize('case', ['null gold', 'list gold', 'other task', 'no questions'])
+_CASES = ['null gold', 'list gold', 'other task', 'no questions', 'blank gold', 'null user', 'LaMP-4 questions', 'LaMP-4 as LaMP-7']
+
+@pytest.mark.parametrize('case', _CASES)
 def test_bad_data_files_name_file_record_field(tmp_path, case):
     golds = [{'id': str(i), 'output': f't {i}'} for i in range(4)]
-    kw = {}
+    kw, questions = {}, [_q5(i) for i in range(4)]
     if case == 'null gold': golds[2]['output'] = None
     if case == 'list gold': golds[1]['output'] = ['t']
+    if case == 'blank gold': golds[3]['output'] = '  '
     if case == 'other task': kw['task'] = 'LaMP_4'
-    if case == 'no questions': kw['questions'], golds = [], []
-    cfgp, q, o = _files_config(tmp_path, golds, **kw)
+    if case == 'no questions': questions, golds = [], []
+    if case == 'null user': questions[1]['user_id'] = None
+    if case.startswith('LaMP-4'):  # LaMP-4 questions; the config says LaMP-5 (outputs LaMP_5), or LaMP-7 (outputs without a task)
+        questions = [dict(q, input=f'Generate a headline for the following article: text {q["id"]}',
+                          profile=[{'id': it['id'], 'text': it['abstract'], 'title': it['title']} for it in q['profile']]) for q in questions]
+    cfgp, q, o = _files_config(tmp_path, golds, questions=questions, **kw)
+    if case == 'LaMP-4 as LaMP-7':
+        c = yaml.safe_load(cfgp.read_text()); c['data']['task'] = 'LaMP-7'; cfgp.write_text(yaml.safe_dump(c))
+        o.write_text(json.dumps({'golds': golds}))
     rc, _, err = cli('data', cfgp)
     expect = {'null gold': f"{o}: record '2', field 'output': expected a string, got null",
               'list gold': f"{o}: record '1', field 'output': expected a string, got list",
+              'blank gold': f"{o}: record '3', field 'output': empty gold output",
+              'null user': f"{q}: record '1', field 'user_id': expected a user id (a string), got null",
+              'LaMP-4 questions': f"{q}: record '0', field 'input': the input starts like a LaMP-4 question",
+              'LaMP-4 as LaMP-7': f"{q}: record '0', field 'input': the input starts like a LaMP-4 question",
               'other task': f"{o}: field 'task': the outputs are for task 'LaMP_4' but the questions are LaMP-5",
               'no questions': f"{q}: no questions"}[case]
     assert rc == 1 and expect in err and 'fix the data file' in err and 'Traceback' not in err, err
