@@ -803,12 +803,12 @@ def stage_evaluate(cfg:RunConfig, run:RunDir)->dict:
               gen_kw=dict(max_new_tokens=cfg.eval.max_new_tokens, batch_size=cfg.eval.batch_size),
               answer_max_new_tokens=cfg.eval.answer_max_new_tokens, n_boot=cfg.eval.n_boot, seed=cfg.seed)
     grid = EvalGrid(**main, ks=tuple(cfg.eval.ks), retrievers=tuple(cfg.eval.retrievers), sweep_n=cfg.eval.sweep_n)
+    # the extra sets are read (and checked) first: a bad file fails in seconds, not after the main evaluation
+    extra = {name: _subsample(load_lamp_files(x.questions, x.outputs, task=cfg.data.task), x.n, cfg.seed) for name, x in cfg.eval.extra_tests.items()}
     res = evaluate_systems(load_from_disk(str(run/'data/raw/test')), run/'eval', systems=tuple(cfg.eval.systems), grid=grid, **kw)
-    extra = {}
-    for name, x in cfg.eval.extra_tests.items():
-        ds = _subsample(load_lamp_files(x.questions, x.outputs, task=cfg.data.task), x.n, cfg.seed)
-        _log(f"  extra test set {name!r}: {len(ds)} queries from {x.questions}")
-        r = evaluate_systems(ds, run/'eval/extra'/name, systems=tuple(x.systems or cfg.eval.systems),
+    for name, ds in extra.items():
+        _log(f"  extra test set {name!r}: {len(ds)} queries from {cfg.eval.extra_tests[name].questions}")
+        r = evaluate_systems(ds, run/'eval/extra'/name, systems=tuple(cfg.eval.extra_tests[name].systems or cfg.eval.systems),
                              grid=EvalGrid(**main, ks=(main['k'],), retrievers=(main['retriever'],)), **kw)
         extra[name] = len(r.rows)
     return dict(cells=len(res.rows), extra_tests=extra)
