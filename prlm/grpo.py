@@ -16,7 +16,7 @@ __all__ = ['DEEPSEEK_1_5B', 'INCOMPLETE_DIR', 'REWARD_TEXT', 'trl_field_spec', '
 
 # %% ../nbs/07_grpo.ipynb #5400ff31
 from transformers import TrainerCallback
-from .rewards import make_reward_funcs, RewardConfigError, PAPER_WEIGHTS
+from .rewards import make_reward_funcs, RewardConfigError, PAPER_WEIGHTS, GUARD_PENALTY
 from .utils import atomic_write, atomic_write_json, append_jsonl, jsonl_torn, read_jsonl
 from .grpo_config import GRPOStageConfig, GRPOConfigError, TRL_FIELDS, grpo_presets, trl_fields
 from .models import hub_id, interactive, quiet_trainer, hf_progress_bars, SMOLLM2_ID
@@ -180,7 +180,8 @@ def console_line(rows: list[dict],  # Trainer logs of the steps since the previo
     parts = [f"step {step:>{len(str(max_steps))}}/{max_steps}"]
     if mean('reward') is not None: parts.append(f"reward {mean('reward'):.3f}")
     names = list(dict.fromkeys(m.group(1) for r in rows for k in r if (m := re.fullmatch(r'rewards/(.+)/mean', k))))
-    if names: parts.append('(' + ', '.join(f"{n} {mean(f'rewards/{n}/mean'):.3f}" for n in names) + ')')
+    guard = lambda v: ' = no answer to score' if v <= GUARD_PENALTY + 1e-3 else ''  # the rewards' guard value, not a score
+    if names: parts.append('(' + ', '.join(f"{n} {(v := mean(f'rewards/{n}/mean')):.3f}{guard(v)}" for n in names) + ')')
     if mean('kl') is not None: parts.append(f"kl {mean('kl'):.4f}")
     if mean('frac_reward_zero_std') is not None: parts.append(f"no-signal {mean('frac_reward_zero_std'):.0%}")
     if s_per_step is not None: parts.append(f"{s_per_step:.1f} s/step")
@@ -397,6 +398,11 @@ def _known_warnings():
         warnings.filterwarnings('ignore', message=r'`is_gradient_checkpointing` is deprecated', category=FutureWarning)
         yield
 
+def _mean_loss(log) -> float | None:
+    "The mean training loss over every logged step (a resumed run's own `training_loss` covers only the steps after the resume)."
+    v = [r['loss'] for r in read_jsonl(log) if isinstance(r.get('loss'), (int, float))]
+    return sum(v) / len(v) if v else None
+
 def train_grpo(train_ds,  # rows with `prompt` (or the columns `prlm.prompts.add_prompts` needs) and `target`
                cfg: GRPOStageConfig | None = None,  # stage config (default: the `demo_cpu` preset)
                out_dir: str | Path = 'grpo',  # run directory: checkpoints, adapter, logs
@@ -444,7 +450,9 @@ def train_grpo(train_ds,  # rows with `prompt` (or the columns `prlm.prompts.add
         trainer.add_callback(ConsoleLogCallback(cfg.log_every))
         t0, c0, step0 = time.time(), time.process_time(), 0
         if last: step0 = json.loads((last / 'trainer_state.json').read_text()).get('global_step', 0)
-        out = trainer.train(resume_from_checkpoint=str(last) if last else None)
+        if last and 0 < (cfg.max_steps or 0) <= step0:  # killed after its last checkpoint: nothing is left to train
+            trainer._load_from_checkpoint(str(last)); trainer.state.global_step = step0  # (train() would take one step more)
+        else: trainer.train(resume_from_checkpoint=str(last) if last else None)
         dt, cpu_s, steps = time.time() - t0, time.process_time() - c0, trainer.state.global_step
         tasks = sorted(set(map(str, ds['task']))) if 'task' in ds.column_names else None
         saved = _save_final(trainer, cfg, out_dir, base_model, model_card(cfg, base_model, steps, tasks))
@@ -453,7 +461,7 @@ def train_grpo(train_ds,  # rows with `prompt` (or the columns `prlm.prompts.add
                    train_seconds=round(dt, 2), s_per_step=round(dt / max(steps - step0, 1), 3),
                    cpu_s_per_step=round(cpu_s / max(steps - step0, 1), 3),  # CPU time of this process: robust to a busy machine
                    peak_rss_gb=round(_peak_rss_gb(), 3), num_processes=trainer.accelerator.num_processes,
-                   train_loss=out.training_loss, config=cfg.to_dict())
+                   train_loss=_mean_loss(out_dir / 'log_history.jsonl'), config=cfg.to_dict())
         atomic_write_json(done, _clean(res), indent=1)
         print(f"prlm.grpo: {steps - step0} steps{f' (resumed at {step0})' if step0 else ''} in {dt:.0f} s "
               f"({res['s_per_step']} s/step); saved {saved}", flush=True)

@@ -16,11 +16,11 @@ from .grpo_config import GRPOStageConfig, GRPOConfigError, check_grpo, error_tex
 from .utils import atomic_dir, atomic_write, read_jsonl
 
 # %% auto #0
-__all__ = ['RUN_MARKER', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_ARTIFACTS', 'SMOKE_N', 'STAGE_FUNCS', 'RESUMABLE',
-           'DataConfig', 'RetrievalConfig', 'PolicyConfig', 'RewardModelConfig', 'ExtraTest', 'EvalConfig', 'RunConfig',
-           'is_run_dir', 'run_dir_problem', 'ConfigError', 'check_config', 'set_key', 'load_config', 'BudgetTokenizer',
-           'policy_tokenizer', 'check_budget', 'check_environment', 'preflight', 'RunDir', 'stage_problem',
-           'policy_path', 'encoder_path', 'fingerprint', 'set_threads', 'release_memory', 'stage_data',
+__all__ = ['RUN_MARKER', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_ARTIFACTS', 'SMOKE_N', 'FEW_STEPS', 'STAGE_FUNCS',
+           'RESUMABLE', 'DataConfig', 'RetrievalConfig', 'PolicyConfig', 'RewardModelConfig', 'ExtraTest', 'EvalConfig',
+           'RunConfig', 'is_run_dir', 'run_dir_problem', 'ConfigError', 'check_config', 'set_key', 'load_config',
+           'BudgetTokenizer', 'policy_tokenizer', 'check_budget', 'check_environment', 'preflight', 'RunDir',
+           'stage_problem', 'policy_path', 'encoder_path', 'fingerprint', 'set_threads', 'release_memory', 'stage_data',
            'stage_retrieve', 'stage_pairs', 'stage_rm', 'grpo_config', 'stage_grpo', 'stage_evaluate',
            'package_versions', 'read_log_history', 'fig_rewards', 'extra_rows', 'build_results', 'verdict_word',
            'headroom_text', 'verdict', 'render_report', 'report_examples', 'stage_report', 'stale_stages', 'run_stage',
@@ -943,6 +943,8 @@ def headroom_text(h:dict)->str:
             f"(own − other {100 * h['delta']:+.1f} points [{100 * h['lo']:+.1f}, {100 * h['hi']:+.1f}], n={h['n']}): that difference is "
             "all the words only this user's history offers.")
 
+FEW_STEPS = 50  # fewer GRPO steps than this: the verdict says PrLM is barely trained
+
 def verdict(results:dict, reference:str='prlm', metric:str='rouge-L')->dict:
     "The run's answer in plain words: n, significant differences, the personalization gain, health problems."
     n = max([r['n'] for r in results.get('main_table') or []] or [0])
@@ -952,6 +954,10 @@ def verdict(results:dict, reference:str='prlm', metric:str='rouge-L')->dict:
     g = gains.get(reference)
     uses = None if g is None else g['lo'] > 0
     lines = [f"{n} held-out queries" + (f" (smoke-sized: fewer than {SMOKE_N}, the CIs are wide)" if n < SMOKE_N else '') + '.']
+    steps = ((results.get('grpo') or {}).get('summary') or {}).get('steps_logged')
+    if reference == 'prlm' and isinstance(steps, int) and steps < FEW_STEPS:
+        lines.append(f"PrLM was trained for only {steps} GRPO steps: a check that the stages fit together, not a trained policy "
+                     f"(expect empty or malformed answers); configs/experiment.yaml trains 200.")
     if d: lines.append(f"{reference} vs the other systems ({metric.upper()}, paired 95% CIs): "
                        + '; '.join(f"{w} than {', '.join(v)}" if w != 'not significantly different' else f"no significant difference from {', '.join(v)}"
                                    for w, v in by.items() if v) + '.')

@@ -138,6 +138,23 @@ def test_torn_checkpoint_is_set_aside(tiny, tmp_path, capsys):
     assert [r['step'] for r in read_jsonl(tmp_path / 'log_history.jsonl') if 'train_runtime' not in r] == [1, 2]
 
 
+def test_killed_after_the_last_checkpoint_trains_no_step_more(tiny, tmp_path):
+    "A kill between the last checkpoint and train_result.json: the resumed run stops at max_steps with the uninterrupted run's adapter."
+    import shutil
+    from datasets import Dataset
+    ds = Dataset.from_json(str(tiny / 'data.jsonl'))
+    cfg = _cfg(tiny, max_steps=2, save_steps=1, save_total_limit=None)
+    a = train_grpo(ds, cfg, tmp_path / 'a')
+    shutil.copytree(tmp_path / 'a', tmp_path / 'b')
+    shutil.rmtree(tmp_path / 'b' / 'adapter'); (tmp_path / 'b' / 'train_result.json').unlink()  # killed while saving the adapter
+    b = train_grpo(ds, cfg, tmp_path / 'b')
+    ra, rb = (json.loads((tmp_path / x / 'train_result.json').read_text()) for x in 'ab')
+    assert rb['global_step'] == 2 and rb['resumed_from'] == 'checkpoint-2'
+    assert [r['step'] for r in read_jsonl(tmp_path / 'b' / 'log_history.jsonl') if 'train_runtime' not in r] == [1, 2]
+    assert (a / 'adapter_model.safetensors').read_bytes() == (b / 'adapter_model.safetensors').read_bytes()
+    assert rb['train_loss'] == ra['train_loss']  # the whole run's mean loss, not only the resumed steps'
+
+
 def _free_port():
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
