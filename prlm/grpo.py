@@ -452,6 +452,7 @@ def train_grpo(train_ds,  # rows with `prompt` (or the columns `prlm.prompts.add
         if last: step0 = json.loads((last / 'trainer_state.json').read_text()).get('global_step', 0)
         if last and 0 < (cfg.max_steps or 0) <= step0:  # killed after its last checkpoint: nothing is left to train
             trainer._load_from_checkpoint(str(last)); trainer.state.global_step = step0  # (train() would take one step more)
+            trainer.callback_handler.on_train_begin(trainer.args, trainer.state, trainer.control)  # logs: drop steps past it
         else: trainer.train(resume_from_checkpoint=str(last) if last else None)
         dt, cpu_s, steps = time.time() - t0, time.process_time() - c0, trainer.state.global_step
         tasks = sorted(set(map(str, ds['task']))) if 'task' in ds.column_names else None

@@ -333,8 +333,8 @@ def rm_warnings(metrics:dict, # from `train_reward_model`: heldout_accuracy_<neg
                        f"the user's answers from {NEGATIVE_DESCRIPTIONS.get(neg, 'the rejected ones')}"
                        + (f", and {n} pairs are too few to tell (< {min_pairs})" if few else ''))
         elif few:
-            out.append(f"reward model: only {n} held-out pairs with {name} (< {min_pairs}): too few to tell whether it separates "
-                       f"them (accuracy {acc:.2f}); hold out more users or build more pairs")
+            out.append(f"reward model: only {n} held-out pairs{f' with {neg} negatives' if neg else ''} (< {min_pairs}): too few to "
+                       f"tell whether it separates them (accuracy {acc:.2f}); hold out more users or build more pairs")
     return out
 
 # %% ../nbs/05_reward_model.ipynb #f8252fdc

@@ -81,3 +81,12 @@ def test_pipeline_runs_on_commit_files(repo, tmp_path):
     assert 'extra test sets' in r.stdout and 'gap2' in r.stdout
     ex = [json.loads(l) for l in (tmp_path/'run'/'eval'/'examples.jsonl').read_text().splitlines()]
     assert {e.get('task', 'commits') for e in ex} == {'commits'} and len(ex) > 0
+
+def test_extra_test_files_are_checked_by_validate(repo, tmp_path):
+    cfg = tiny_config(tmp_path, eval=dict(extra_tests={'gap30': dict(questions=str(tmp_path/'nope_q.json.gz'), outputs=str(tmp_path/'nope_o.json.gz'),
+                                                                      systems=['prlm', 'gpt5'])}))
+    r = prlm('validate', cfg)
+    assert r.returncode == 2, r.stdout + r.stderr
+    for s in ('eval.extra_tests.gap30.questions: file not found', 'eval.extra_tests.gap30.outputs: file not found',
+              "eval.extra_tests.gap30.systems.1: 'gpt5' is not one of eval.systems"):
+        assert s in r.stderr, r.stderr

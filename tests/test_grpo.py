@@ -147,6 +147,7 @@ def test_killed_after_the_last_checkpoint_trains_no_step_more(tiny, tmp_path):
     a = train_grpo(ds, cfg, tmp_path / 'a')
     shutil.copytree(tmp_path / 'a', tmp_path / 'b')
     shutil.rmtree(tmp_path / 'b' / 'adapter'); (tmp_path / 'b' / 'train_result.json').unlink()  # killed while saving the adapter
+    with open(tmp_path / 'b' / 'log_history.jsonl', 'a') as f: f.write(json.dumps({'step': 3, 'reward': 0.0}) + '\n')  # a step past it
     b = train_grpo(ds, cfg, tmp_path / 'b')
     ra, rb = (json.loads((tmp_path / x / 'train_result.json').read_text()) for x in 'ab')
     assert rb['global_step'] == 2 and rb['resumed_from'] == 'checkpoint-2'
