@@ -42,13 +42,25 @@ def _areas(src: Path) -> list:
         rows += [dict(set=name, **r) for r in area_agreement(ex)]
     return rows
 
+ID_KEYS = ('heldout_users',)  # lists of user ids: not text, but not aggregates either
+
+def _drop_ids(obj):
+    "`obj` without the `ID_KEYS` entries, at any depth."
+    if isinstance(obj, dict): return {k: _drop_ids(v) for k, v in obj.items() if k not in ID_KEYS}
+    if isinstance(obj, list): return [_drop_ids(v) for v in obj]
+    return obj
+
 def aggregate(src: Path, dst: Path):
-    "Copy only aggregate artifacts (and areas.json for a commits run)."
+    "Copy only aggregate artifacts (and areas.json for a commits run); JSON files lose their lists of user ids."
     import json
     if not (src/'results.json').exists(): raise SystemExit(f"{src}: not a finished run, missing results.json")
     copied = []
     for f in AGGREGATE + [p.relative_to(src).as_posix() for p in sorted(src.glob('stages/*.json'))]:
-        if (src/f).exists(): (dst/f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(src/f, dst/f); copied.append(f)
+        if not (src/f).exists(): continue
+        (dst/f).parent.mkdir(parents=True, exist_ok=True)
+        if f.endswith('.json'): (dst/f).write_text(json.dumps(_drop_ids(json.loads((src/f).read_text())), indent=1) + '\n')
+        else: shutil.copy2(src/f, dst/f)
+        copied.append(f)
     if json.loads((src/'results.json').read_text())['config']['data'].get('task') == 'commits':
         (dst/'areas.json').write_text(json.dumps(_areas(src), indent=1) + '\n'); copied.append('areas.json')
     print(f"copied {len(copied)} aggregate files from {src} to {dst}: {', '.join(copied)}")
