@@ -21,7 +21,7 @@ def test_make_docs_processes_every_notebook_and_installs_nothing(tmp_path):
     path = os.pathsep.join([str(fake)] + [p for p in os.environ['PATH'].split(os.pathsep) if not (Path(p)/'quarto').exists()])
     env = {**os.environ, 'PATH': path, 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
     (fake/'quarto').unlink()  # `command -v quarto` must fail: no Quarto here
-    r = subprocess.run(['make', 'docs'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    r = subprocess.run(['make', '--no-print-directory', 'docs'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     assert not called.exists(), called.read_text()
     assert 'the site itself needs Quarto' in r.stdout and r.stdout.count('\n') <= 4, r.stdout

@@ -293,6 +293,7 @@ def test_status_reports_unusable_outputs(copy, stage, fault):
 def test_run_reruns_an_unusable_stage_only(copy):
     run, cfgp = copy
     _cut(run/'eval/examples.jsonl', 0.7)
+    with open(run/'eval/examples.jsonl', 'ab') as f: f.write(b'{"system": "pr')  # torn mid-line even where the cut fell on a line end
     rc, out, err = cli('run', cfgp)
     assert rc == 0, err[-2000:]
     assert 'evaluate: running again: its output is unusable' in out and 'examples.jsonl' in out, out[-3000:]
