@@ -15,7 +15,6 @@ __all__ = ['INSTRUCTION', 'Commit', 'git_log', 'toy_repo', 'clean_body', 'is_bot
            'build_commits', 'area', 'area_agreement']
 
 # %% ../nbs/00b_commits.ipynb #d8f7e6b2
-_FIELDS = ('hash', 'parents', 'name', 'email', 'time', 'subject', 'body')
 _FORMAT = '%H%x00%P%x00%aN%x00%aE%x00%at%x00%s%x00%b%x00%x01'
 
 @dataclass

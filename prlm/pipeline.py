@@ -806,12 +806,13 @@ def stage_evaluate(cfg:RunConfig, run:RunDir)->dict:
     # the extra sets are read (and checked) first: a bad file fails in seconds, not after the main evaluation
     extra = {name: _subsample(load_lamp_files(x.questions, x.outputs, task=cfg.data.task), x.n, cfg.seed) for name, x in cfg.eval.extra_tests.items()}
     res = evaluate_systems(load_from_disk(str(run/'data/raw/test')), run/'eval', systems=tuple(cfg.eval.systems), grid=grid, **kw)
+    cells = {}
     for name, ds in extra.items():
         _log(f"  extra test set {name!r}: {len(ds)} queries from {cfg.eval.extra_tests[name].questions}")
         r = evaluate_systems(ds, run/'eval/extra'/name, systems=tuple(cfg.eval.extra_tests[name].systems or cfg.eval.systems),
                              grid=EvalGrid(**main, ks=(main['k'],), retrievers=(main['retriever'],)), **kw)
-        extra[name] = len(r.rows)
-    return dict(cells=len(res.rows), extra_tests=extra)
+        cells[name] = len(r.rows)
+    return dict(cells=len(res.rows), extra_tests=cells)
 
 # %% ../nbs/10_pipeline.ipynb #1e5ae9d5
 def package_versions()->dict:
