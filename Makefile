@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test install docs lab export clean-nbs experiment commits bench help
+.PHONY: demo test install hooks docs lab export clean-nbs experiment commits bench help
 help:
 	@echo "make demo   - install (once) and run the embedded end-to-end demo"
 	@echo "make test   - install (once) and run nbdev_test + pytest"
@@ -35,7 +35,25 @@ $(STAMP):
 	@rm -f $(VENV)/.installed-*; touch $(STAMP)
 	@echo "==> install done"
 
-install: $(STAMP)
+# nbdev's hooks, kept inside the checkout and the venv (nbdev_install_hooks itself would also write ~/.jupyter):
+# - JupyterLab from this venv saves through nbdev's clean hook (settings.ini: jupyter_hooks = True), so a saved notebook
+#   is already what nbdev_clean writes; the hook is set in the venv's own Jupyter config (a file in
+#   jupyter_server_config.d/ would not do: the server reads only extension switches there);
+# - in a git checkout, notebook merge conflicts go to nbdev's merge driver (.gitattributes names it; its command, with
+#   the venv's absolute path, goes in .git/config only).
+JUPYTER_CFG := $(VENV)/etc/jupyter/jupyter_server_config.json
+hooks: $(STAMP)
+	@mkdir -p $(dir $(JUPYTER_CFG))
+	@$(BIN)/python -c "import json, pathlib; p = pathlib.Path('$(JUPYTER_CFG)'); c = json.loads(p.read_text()) if p.exists() else {}; \
+	  new = c.get('ContentsManager', {}).get('pre_save_hook') != 'nbdev.clean.clean_jupyter'; \
+	  c.setdefault('ContentsManager', {})['pre_save_hook'] = 'nbdev.clean.clean_jupyter'; \
+	  new and p.write_text(json.dumps(c, indent=2) + '\n') and print('==> JupyterLab from $(VENV) saves notebooks through nbdev clean hook ($(JUPYTER_CFG))')"
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  git config --local merge.nbdev-merge.name "resolve conflicts with nbdev_fix"; \
+	  git config --local merge.nbdev-merge.driver "$(abspath $(BIN))/nbdev_merge %O %A %B %P"; \
+	fi
+
+install: $(STAMP) hooks
 
 demo: $(STAMP)
 	@echo "==> running the embedded demo (configs/demo.yaml)"
@@ -68,8 +86,9 @@ docs: $(STAMP)
 	  echo "docs: notebooks processed into _proc/ without errors; the site itself needs Quarto, which is not on PATH (https://quarto.org/docs/get-started/): install it and run make docs again, or let .github/workflows/deploy.yaml build it"; \
 	fi
 
-# JupyterLab from the venv (the kernel is the venv's Python); --allow-root only when run as root
-lab: $(STAMP)
+# JupyterLab from the venv (the kernel is the venv's Python; saves go through nbdev's clean hook); --allow-root only
+# when run as root
+lab: install
 	$(BIN)/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root,) nbs/index.ipynb
 
 export: $(STAMP)

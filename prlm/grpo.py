@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 # %% auto #0
-__all__ = ['DEEPSEEK_1_5B', 'INCOMPLETE_DIR', 'REWARD_TEXT', 'trl_field_spec', 'write_trl_fields', 'report_to', 'grpo_args',
-           'lora_config', 'fit_prompts', 'JsonlLogCallback', 'SamplesCallback', 'console_line', 'ConsoleLogCallback',
-           'checkpoint_problem', 'resumable_checkpoint', 'trainer_class', 'load_stage_policy', 'model_card',
-           'train_grpo', 'load_train_data', 'main']
+__all__ = ['DEEPSEEK_1_5B', 'INCOMPLETE_DIR', 'REWARD_TEXT', 'WARM_START', 'trl_field_spec', 'write_trl_fields', 'report_to',
+           'grpo_args', 'lora_config', 'fit_prompts', 'JsonlLogCallback', 'SamplesCallback', 'console_line',
+           'ConsoleLogCallback', 'checkpoint_problem', 'resumable_checkpoint', 'trainer_class', 'load_stage_policy',
+           'model_card', 'init_adapter_path', 'start_adapter', 'train_grpo', 'load_train_data', 'main']
 
 # %% ../nbs/07_grpo.ipynb #5400ff31
 from transformers import TrainerCallback
+import prlm
 from .rewards import make_reward_funcs, RewardConfigError, PAPER_WEIGHTS, GUARD_PENALTY
 from .utils import atomic_write, atomic_write_json, append_jsonl, jsonl_torn, read_jsonl
 from .grpo_config import GRPOStageConfig, GRPOConfigError, TRL_FIELDS, grpo_presets, trl_fields
@@ -254,6 +255,7 @@ def resumable_checkpoint(out_dir: str | Path,  # a Trainer output_dir
 # %% ../nbs/07_grpo.ipynb #32a77e9d
 from contextlib import contextmanager
 from .rollout import merged_lora, MergedLoraGenerationMixin, StopAfterMixin  # TRL's generation step is overridden only there
+from .shared_prefix import SharedPrefixMixin
 
 # %% ../nbs/07_grpo.ipynb #0abf1cbc
 def trainer_class(cfg: GRPOStageConfig):
@@ -270,6 +272,7 @@ def trainer_class(cfg: GRPOStageConfig):
     if cfg.fast_rollout:
         from prlm.rollout import FastRolloutGRPOTrainer as base
     else: base = GRPOTrainer
+    if cfg.shared_prefix: base = type(f'SharedPrefix{base.__name__}', (SharedPrefixMixin, base), {})
     if cfg.merge_lora_generation: base = type(f'MergedLora{base.__name__}', (MergedLoraGenerationMixin, base), {})
     if not cfg.stop_after: return base
     return type(f'StopAfter{base.__name__}', (StopAfterMixin, base), dict(stop_text=cfg.stop_after))
@@ -329,7 +332,9 @@ def model_card(cfg: GRPOStageConfig,  # the stage config the model was trained w
         f"x {cfg.gradient_accumulation_steps} accumulation steps",
         f"- learning rate {cfg.learning_rate:g} ({cfg.lr_scheduler_type}), KL beta {cfg.beta:g}, clip epsilon {cfg.epsilon:g}, "
         f"temperature {cfg.temperature:g}{lora}",
-        f"- prompts of at most {cfg.max_prompt_tokens} tokens, completions of at most {cfg.max_completion_length} new tokens", '',
+        f"- prompts of at most {cfg.max_prompt_tokens} tokens, completions of at most {cfg.max_completion_length} new tokens",
+        *([f"- started from the LoRA adapter `{cfg.init_adapter}`" + (' (the packaged warm start: GRPO on the embedded training queries, see its README)' if cfg.init_adapter == 'warm_start' else '')]
+          if cfg.init_adapter else []), '',
         '## Use', '', *use, ''])
 
 # %% ../nbs/07_grpo.ipynb #36888879
@@ -389,6 +394,25 @@ def _same_run(old, cfg: GRPOStageConfig) -> bool:
     bare = GRPOStageConfig()
     return all(old.get(k, getattr(bare, k)) == v for k, v in cfg.to_dict().items() if k not in _NO_EFFECT)
 
+# %% ../nbs/07_grpo.ipynb #f2f78538
+WARM_START = Path(prlm.__file__).parent/'assets'/'warm_start'  # the packaged warm-start LoRA adapter (`init_adapter: warm_start`)
+
+def init_adapter_path(name: str) -> Path:
+    "The folder an `init_adapter` setting names: 'warm_start' is the packaged adapter, anything else a peft adapter folder."
+    p = WARM_START if name == 'warm_start' else Path(name).expanduser()
+    if not (p/'adapter_config.json').is_file():
+        raise GRPOConfigError(f"init_adapter: {p} has no adapter_config.json (a peft LoRA adapter folder is needed)")
+    return p
+
+def start_adapter(model, cfg: GRPOStageConfig):
+    "`model` wrapped in the trainable LoRA adapter `cfg.init_adapter`, refused if it was trained on another base model."
+    from peft import PeftModel
+    if not cfg.use_lora: raise GRPOConfigError("init_adapter: a LoRA adapter needs use_lora: true")
+    p = init_adapter_path(cfg.init_adapter)
+    base, ours = json.loads((p/'adapter_config.json').read_text()).get('base_model_name_or_path'), hub_id(str(model.name_or_path))
+    if base and hub_id(base) != ours: raise GRPOConfigError(f"init_adapter: {p} was trained on {base}, the policy is {ours}")
+    return PeftModel.from_pretrained(model, str(p), is_trainable=True)
+
 # %% ../nbs/07_grpo.ipynb #aa1e022b
 @contextmanager
 def _known_warnings():
@@ -435,6 +459,8 @@ def train_grpo(train_ds,  # rows with `prompt` (or the columns `prlm.prompts.add
     last = resumable_checkpoint(out_dir, need_opt)[0] if resume else None
     with hf_progress_bars(interactive()), _known_warnings():
         if model is None: model, tokenizer = load_stage_policy(cfg)
+        peft_config = lora_config(cfg)
+        if cfg.init_adapter: model, peft_config = start_adapter(model, cfg), None  # the adapter brings its own LoRA settings
         tokenizer.padding_side = 'left'
         if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
         local = str(getattr(model, 'name_or_path', '') or cfg.model)
@@ -444,7 +470,7 @@ def train_grpo(train_ds,  # rows with `prompt` (or the columns `prlm.prompts.add
         bf16 = (model.dtype == torch.bfloat16) if cfg.bf16 == 'auto' else bool(cfg.bf16)
         args = grpo_args(cfg, out_dir, reward_weights=weights, use_cpu=cpu, bf16=bf16)
         trainer = cls(model=model, reward_funcs=funcs, args=args, train_dataset=ds, processing_class=tokenizer,
-                      peft_config=lora_config(cfg), callbacks=[JsonlLogCallback(out_dir / 'log_history.jsonl'), *(callbacks or [])])
+                      peft_config=peft_config, callbacks=[JsonlLogCallback(out_dir / 'log_history.jsonl'), *(callbacks or [])])
         quiet_trainer(trainer)  # no raw log dicts: ConsoleLogCallback prints compact lines
         trainer.add_callback(SamplesCallback(out_dir / 'samples.jsonl', trainer, cfg.log_samples))
         trainer.add_callback(ConsoleLogCallback(cfg.log_every))

@@ -53,6 +53,7 @@ class GRPOStageConfig:
     lora_alpha: Annotated[int, Field(gt=0)] = 32  # LoRA scaling numerator
     lora_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.05  # LoRA dropout
     lora_target_modules: Any = 'all-linear'  # modules that get adapters (peft syntax)
+    init_adapter: Optional[str] = None  # start from this LoRA adapter folder instead of a fresh one ('warm_start': the packaged one, `prlm.grpo.WARM_START`)
     # rewards and prompts
     rewards: dict = field(default_factory=lambda: dict(PAPER_WEIGHTS))  # reward name -> weight (`prlm.rewards.REWARDS`)
     reward_model_path: Optional[str] = None  # a trained `prlm.reward_model` folder (for `personalization`)
@@ -65,6 +66,7 @@ class GRPOStageConfig:
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (and no KV cache in training)
     merge_lora_generation: bool = False  # generate with the LoRA merged into the weights (restored exactly after)
     fast_rollout: bool = False  # train with `prlm.rollout.FastRolloutGRPOTrainer` (faster generation)
+    shared_prefix: bool = False  # run each distinct prompt once when sampling and in the loss (`prlm.shared_prefix`)
     trainer_cls: Optional[str] = None  # 'module:Class': a `trl.GRPOTrainer` subclass to train with instead
     # bookkeeping
     log_samples: Annotated[int, Field(ge=0)] = 4  # completions per logged step written to samples.jsonl

@@ -7,10 +7,12 @@ All cells run, `#| slow` ones included (that is the point: docs show the slow re
 their saved outputs. Stops at the first failing cell and names it.
 Saved outputs are scrubbed of this machine's paths (the checkout, its virtualenv, the home folder, temporary folders),
 so the docs never show where they were built; `--scrub-only` does just that to already executed notebooks.
+Notebooks are written through scripts/nb_normalize.py: the text JupyterLab's save + nbdev_clean would leave.
 """
 import argparse, os, re, sys, tempfile, time
 from pathlib import Path
-from execnb.nbio import read_nb, write_nb
+from execnb.nbio import read_nb, nb2str
+from nb_normalize import write_normalized  # scripts/: written as JupyterLab's save + nbdev_clean would
 from execnb.shell import CaptureShell
 
 def _flags(cell):
@@ -64,7 +66,7 @@ def run_nb(path, skip_flags=('gpu',), keep_flags=()):
             print(f"{path}: cell {i} failed:\n{cell.source}\n{errs[0].get('ename')}: {errs[0].get('evalue')}", file=sys.stderr)
             sys.exit(1)
     scrub_outputs(nb)
-    write_nb(nb, path)
+    write_normalized(path, nb2str(nb))
     print(f"{path}: executed in {time.time()-t0:.1f}s")
 
 if __name__ == '__main__':
@@ -78,5 +80,5 @@ if __name__ == '__main__':
     for p in a.paths:
         os.chdir(cwd)
         if a.scrub_only:
-            nb = read_nb(p); n = scrub_outputs(nb); write_nb(nb, p); print(f"{p}: {n} output strings scrubbed")
+            nb = read_nb(p); n = scrub_outputs(nb); write_normalized(p, nb2str(nb)); print(f"{p}: {n} output strings scrubbed")
         else: run_nb(Path(p).resolve(), a.skip_flags, a.keep_flags)
