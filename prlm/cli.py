@@ -8,7 +8,7 @@ import argparse, os, sys
 from . import __version__
 from pathlib import Path
 from .pipeline import (STAGES, ConfigError, load_config, preflight, prepare_run, run_pipeline, run_stage, summary, RunDir,
-                           _quiet_datasets, set_threads, stale_stages)
+                           _quiet_datasets, set_threads, stale_reasons, env_error, ENV_ERRORS)
 from .utils import atomic_write
 
 # %% auto #0
@@ -72,6 +72,9 @@ ERROR_HINTS = {
 
 def error_lines(e:BaseException, config:str|None=None)->list:
     "What `prlm` prints for an error: the message (one line per problem) and what to do."
+    if (env := env_error(e)) is not None:  # a full disk, a read-only one, no permission: the path, and what to do
+        what, todo = ENV_ERRORS[env.errno]
+        return [f"error: {env.filename or 'a file prlm was writing'}: {what}", f"  what to do: {todo}, then re-run the same command to resume (--debug prints the traceback)"]
     msg = str(e).strip() or type(e).__name__
     if config and isinstance(e, ConfigError) and not msg.startswith(str(config)): msg = f"{config}: {msg}"
     hint = next((ERROR_HINTS[c.__name__] for c in type(e).__mro__ if c.__name__ in ERROR_HINTS), None)
@@ -83,12 +86,12 @@ def _status(cfg)->int:
     run = RunDir(cfg.run_dir)
     if not run.path.is_dir(): print(f"no run at {run.path} yet"); return 0
     print(f"run {run.path}")
-    stale, busy = stale_stages(cfg, run), run.in_use()
+    stale, busy = stale_reasons(cfg, run), run.in_use()
     for s in STAGES:
         m = run.done(s)
         state = f"done {m['finished']} ({m['seconds']:.0f}s)" if m else f"not done: {run.problems[s]}" if s in run.problems else '-'
         if busy and not m: state, busy = 'running (a prlm process holds the run now)', False  # the first stage not done is the one running
-        if s in stale: state += '  [out of date with the config: `prlm run` re-runs it]'
+        if s in stale: state += f'  [out of date: {stale[s]}; `prlm run` re-runs it]'
         print(f"  {s:9s} {state}")
     if (run.path/'report.html').exists(): print(f"report {run.path/'report.html'}")
     return 0

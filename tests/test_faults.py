@@ -4,7 +4,7 @@ Every case builds its own fault and asserts the message (file, record, field or 
 result (nothing written, a stage re-run, a cache miss). One tiny run is shared by the module (`base`, ~1 minute on
 2 cores); destructive cases work on a `shutil.copytree` of it. The case matrix lives in `CASES` at the bottom.
 """
-import contextlib, fcntl, io, json, os, re, shutil, warnings
+import contextlib, errno, fcntl, io, json, os, re, shutil, warnings
 from pathlib import Path
 import numpy as np, pytest, yaml
 
@@ -248,8 +248,10 @@ def test_n_test_larger_than_data_is_said_once(tmp_path):
     (dict(grpo=dict(save_steps=0)), 'grpo.save_steps: Input should be greater than or equal to 1'),
     (dict(grpo=dict(generation_batch_size=4, steps_per_generation=2)), 'set one of them, not both'),
     (dict(grpo=dict(bf16='yes')), 'grpo.bf16: expected one of True, False, auto'),
-    (dict(grpo=dict(trainer_cls='os:system')), "grpo.trainer_cls: 'os:system' is not a subclass of trl.GRPOTrainer"),
-    (dict(grpo=dict(trainer_cls='no_such_module_xyz:T')), "grpo.trainer_cls: cannot load 'no_such_module_xyz:T'"),
+    (dict(grpo=dict(trainer_cls='no_such_module_xyz:T')), "grpo.trainer_cls: cannot find module 'no_such_module_xyz' of 'no_such_module_xyz:T' (a trainer_cls is code"),
+    (dict(grpo=dict(trainer_cls='os.nope:T')), "grpo.trainer_cls: cannot find module 'os.nope'"),
+    (dict(grpo=dict(trainer_cls='os.system')), "grpo.trainer_cls: expected 'module:Class'"),
+    (dict(retrieval=dict(k=0)), 'retrieval.k: Input should be greater than or equal to 1 (got 0)'),
     (dict(grpo=dict(no_such_arg=1)), "grpo.no_such_arg: unknown key"),
     (dict(grpo=dict(max_stepz=1)), "grpo.max_stepz: unknown key; did you mean 'max_steps'?"),
     (dict(grpo=dict(model='x')), "grpo.model: set from policy.model, not here"),
@@ -261,9 +263,73 @@ def test_validate_catches(tmp_path, changes, frag):
     assert rc == 2 and frag in err and 'what to do' in err, err
     assert not (tmp_path/'run').exists()
 
+def _model_dir(d, config='{"model_type": "bert"}', tokenizer=True, weights=True):
+    d.mkdir(parents=True); (d/'config.json').write_text(config)
+    if tokenizer: (d/'tokenizer.json').write_text('{}')
+    if weights: (d/'model.safetensors').write_bytes(b'x')
+    return d
+
+@pytest.mark.parametrize('case,frag', [
+    ('empty config', 'config.json holds no model config ({})'), ('bad config', 'config.json cannot be read (JSONDecodeError)'),
+    ('no config', 'has no config.json: not a model folder'), ('no tokenizer', 'has no tokenizer files (one of tokenizer.json'),
+    ('no weights', 'has no weights (*.safetensors or *.bin)'), ('a file', 'is a file, not a model folder')])
+@pytest.mark.parametrize('key', ['policy.model', 'reward_model.encoder'])
+def test_validate_refuses_unloadable_model_folders(tmp_path, case, frag, key):
+    "A model folder that `from_pretrained` would fail on later (without a path) is refused at validate, naming it."
+    m = tmp_path/'m'
+    if case == 'a file': m = tmp_path/'model.safetensors'; m.write_bytes(b'x')
+    else: _model_dir(m, config={'empty config': '{}', 'bad config': '{"model_'}.get(case, '{"model_type": "bert"}'),
+                     tokenizer=case != 'no tokenizer', weights=case != 'no weights')
+    if case == 'no config': (m/'config.json').unlink()
+    sec, name = key.split('.')
+    rc, out, err = cli('validate', config(tmp_path/'c.yaml', tmp_path/'run', **{sec: {name: str(m)}}))
+    assert rc == 2 and f"{key}: " in err and frag in err and str(m) in err and 'what to do' in err, err
+    assert not (tmp_path/'run').exists()
+
+def test_validate_accepts_a_complete_model_folder(tmp_path):
+    rc, out, err = cli('validate', config(tmp_path/'c.yaml', tmp_path/'run', reward_model=dict(encoder=str(_model_dir(tmp_path/'m')))))
+    assert rc == 0, err
+
+def test_validate_refuses_a_read_only_run_dir(tmp_path, monkeypatch):
+    ro = tmp_path/'ro'; ro.mkdir()
+    real = os.access  # root may write anywhere: answer as a read-only disk does, for this folder only
+    monkeypatch.setattr(os, 'access', lambda p, mode, **kw: False if Path(p) == ro else real(p, mode, **kw))
+    for cmd in ('validate', 'run'):
+        rc, out, err = cli(cmd, config(tmp_path/'c.yaml', ro/'run'))
+        assert rc == 2 and f"run_dir: {ro/'run'}: {ro} is not writable" in err and 'Traceback' not in err, err
+    assert list(ro.iterdir()) == []
+
+def test_validate_does_not_import_trainer_cls(tmp_path, monkeypatch):
+    "Importing the module would run its code: validate only finds it, and says a trainer_cls is code."
+    (tmp_path/'evil_b24.py').write_text(f"open({str(tmp_path/'ran')!r}, 'w').write('ran')\nclass T: pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rc, out, err = cli('validate', config(tmp_path/'c.yaml', tmp_path/'run', grpo=dict(trainer_cls='evil_b24:T')))
+    assert rc == 0 and not (tmp_path/'ran').exists(), out + err    # before: the module ran during validate
+    assert "grpo.trainer_cls: 'evil_b24:T': a trainer_cls is code: its module is imported, and runs, at train time" in out, out
+
 def test_validate_warns_about_partial_groups(tmp_path):
     rc, out, err = cli('validate', config(tmp_path/'c.yaml', tmp_path/'run', grpo=dict(num_generations=3)))
     assert rc == 0 and 'not a multiple of num_generations=3' in out, out + err
+
+@pytest.mark.parametrize('case', ['write', 'named', 'rust', 'wrapped', 'read-only'])
+def test_disk_full_names_the_path(tmp_path, monkeypatch, case):
+    "A full (or read-only) disk during a stage: one line with the path and what to do, not 'may be a bug in prlm'."
+    from safetensors import SafetensorError
+    from prlm.pipeline import STAGE_FUNCS
+    run = tmp_path/'run'; f = run/'data/raw/train/data-00000-of-00001.arrow'
+    def boom(cfg, r):
+        if case == 'write': raise OSError(errno.ENOSPC, 'No space left on device')  # what f.write() raises: no file name
+        if case == 'named': raise OSError(errno.ENOSPC, 'No space left on device', str(f))
+        if case == 'rust': raise SafetensorError('Error while serializing: I/O error: No space left on device (os error 28)')
+        if case == 'read-only': raise OSError(errno.EROFS, 'Read-only file system', str(f))
+        try: raise OSError(errno.ENOSPC, 'No space left on device')
+        except OSError as e: raise RuntimeError('saving the dataset failed') from e
+    monkeypatch.setitem(STAGE_FUNCS, 'data', boom)
+    rc, out, err = cli('data', config(tmp_path/'c.yaml', run))
+    path = f if case in ('named', 'read-only') else run
+    what = 'read-only file system' if case == 'read-only' else 'no space left on device'
+    assert rc == 1 and err.splitlines()[0] == f"error: {path}: {what}", err
+    assert 're-run the same command to resume' in err and 'may be a bug' not in err and 'Traceback' not in err, err
 
 def test_unexpected_errors_say_so():
     lines = error_lines(ZeroDivisionError('division by zero'))
@@ -281,6 +347,10 @@ def _cut(f, keep=0.5): b = Path(f).read_bytes(); Path(f).write_bytes(b[:int(len(
     ('evaluate', lambda r: _cut(r/'eval/results.json')),
     ('report', lambda r: _cut(r/'report.html', 0.99)),
     ('rm', lambda r: (r/'stages/rm.json').write_text('{"stage": "rm", "finger')),
+    ('rm', lambda r: (r/'rm/model/metrics.json').unlink()),
+    ('grpo', lambda r: (r/'grpo/log_history.jsonl').unlink()),
+    ('evaluate', lambda r: (r/'eval/predictions/prlm.json').unlink()),
+    ('evaluate', lambda r: (r/'eval/predictions/rag__dense_k2.json').unlink()),
 ])
 def test_status_reports_unusable_outputs(copy, stage, fault):
     run, cfgp = copy
@@ -300,6 +370,19 @@ def test_run_reruns_an_unusable_stage_only(copy):
     assert 'grpo: done' in out and ' 0 to generate' in out and not re.search(r' [1-9]\d* to generate', out), out[-3000:]
     assert 'report: config or upstream changed' in out
     assert json.loads((run/'results.json').read_text())['main_table']
+
+@pytest.mark.parametrize('stage,rel', [('evaluate', 'eval/predictions/prlm.json'), ('grpo', 'grpo/log_history.jsonl')])
+def test_status_names_and_run_restores_a_missing_artifact(copy, stage, rel):
+    "A deleted artifact that later stages or the report read: status names it, `run` re-runs its stage and restores it."
+    run, cfgp = copy
+    (run/rel).unlink()
+    rc, out, err = cli('status', cfgp)
+    line = next(l for l in out.splitlines() if l.split()[:1] == [stage])
+    assert f"not done: {run/rel}: missing" in line, out               # before: "done", and never restored
+    rc, out, err = cli('run', cfgp)
+    assert rc == 0, err[-2000:]
+    assert f'{stage}: running again: its output is unusable ({run/rel}: missing)' in out, out[-3000:]
+    assert (run/rel).exists() and 'not done' not in cli('status', cfgp)[1]
 
 def test_corrupted_tiny_model_is_rebuilt_identically(copy):
     run, cfgp = copy
