@@ -24,7 +24,7 @@ setuptools.setup(
     author=cfg['author'], author_email=cfg['author_email'], license='Apache-2.0', url=cfg['git_url'],
     keywords=cfg['keywords'].split(), python_requires=f">={cfg['min_python']}",
     packages=setuptools.find_namespace_packages(include=['prlm', 'prlm.*']), include_package_data=True,
-    package_data={'prlm.assets.debian': ['*.gz', '*.json', '*.md']},
+    package_data={'prlm.assets.debian': ['*.gz', '*.json', '*.md'], 'prlm.assets.warm_start': ['*.json', '*.safetensors', '*.md']},
     install_requires=install_requires, extras_require={'dev': dev_requires},
     entry_points={'console_scripts': cfg['console_scripts'].split(), 'nbdev': [f"{cfg['lib_name']}={cfg['lib_name']}._modidx:d"]},
     zip_safe=False,

@@ -9,17 +9,17 @@ from pathlib import Path
 from typing import Any
 
 # %% auto #0
-__all__ = ['DEEPSEEK_1_5B', 'INCOMPLETE_DIR', 'REWARD_TEXT', 'WARM_START', 'trl_field_spec', 'write_trl_fields', 'report_to',
-           'grpo_args', 'lora_config', 'fit_prompts', 'JsonlLogCallback', 'SamplesCallback', 'console_line',
-           'ConsoleLogCallback', 'checkpoint_problem', 'resumable_checkpoint', 'trainer_class', 'load_stage_policy',
-           'model_card', 'init_adapter_path', 'start_adapter', 'train_grpo', 'load_train_data', 'main']
+__all__ = ['DEEPSEEK_1_5B', 'INCOMPLETE_DIR', 'REWARD_TEXT', 'trl_field_spec', 'write_trl_fields', 'report_to', 'grpo_args',
+           'lora_config', 'fit_prompts', 'JsonlLogCallback', 'SamplesCallback', 'console_line', 'ConsoleLogCallback',
+           'checkpoint_problem', 'resumable_checkpoint', 'trainer_class', 'load_stage_policy', 'model_card',
+           'init_adapter_path', 'start_adapter', 'train_grpo', 'load_train_data', 'main']
 
 # %% ../nbs/07_grpo.ipynb #5400ff31
 from transformers import TrainerCallback
 import prlm
 from .rewards import make_reward_funcs, RewardConfigError, PAPER_WEIGHTS, GUARD_PENALTY
 from .utils import atomic_write, atomic_write_json, append_jsonl, jsonl_torn, read_jsonl
-from .grpo_config import GRPOStageConfig, GRPOConfigError, TRL_FIELDS, grpo_presets, trl_fields
+from .grpo_config import GRPOStageConfig, GRPOConfigError, TRL_FIELDS, WARM_START, grpo_presets, trl_fields
 from .models import hub_id, interactive, quiet_trainer, hf_progress_bars, SMOLLM2_ID
 
 # %% ../nbs/07_grpo.ipynb #9d2c679e
@@ -395,8 +395,6 @@ def _same_run(old, cfg: GRPOStageConfig) -> bool:
     return all(old.get(k, getattr(bare, k)) == v for k, v in cfg.to_dict().items() if k not in _NO_EFFECT)
 
 # %% ../nbs/07_grpo.ipynb #f2f78538
-WARM_START = Path(prlm.__file__).parent/'assets'/'warm_start'  # the packaged warm-start LoRA adapter (`init_adapter: warm_start`)
-
 def init_adapter_path(name: str) -> Path:
     "The folder an `init_adapter` setting names: 'warm_start' is the packaged adapter, anything else a peft adapter folder."
     p = WARM_START if name == 'warm_start' else Path(name).expanduser()

@@ -17,8 +17,8 @@ from .prompts import ANSWER_STOP
 from .utils import atomic_write
 
 # %% auto #0
-__all__ = ['PRESETS_DIR', 'TRL_FIELDS', 'TRL_LIMITS', 'SET_BY_PRLM', 'trl_fields', 'grpo_presets', 'GRPOConfigError',
-           'GRPOStageConfig', 'section_model', 'error_text', 'unknown_key', 'check_grpo']
+__all__ = ['PRESETS_DIR', 'TRL_FIELDS', 'WARM_START', 'TRL_LIMITS', 'SET_BY_PRLM', 'trl_fields', 'grpo_presets',
+           'GRPOConfigError', 'GRPOStageConfig', 'section_model', 'error_text', 'unknown_key', 'check_grpo']
 
 # %% ../nbs/07a_grpo_config.ipynb #773797c8
 PRESETS_DIR = Path(prlm.__file__).resolve().parents[1]/'configs'/'presets'/'grpo'  # one YAML file per preset
@@ -33,6 +33,9 @@ def trl_fields() -> dict:
 def grpo_presets() -> list[str]:
     "The names of the presets (`PRESETS_DIR/NAME.yaml`)."
     return sorted(p.stem for p in PRESETS_DIR.glob('*.yaml'))
+
+# %% ../nbs/07a_grpo_config.ipynb #0ca0fdcb
+WARM_START = Path(prlm.__file__).resolve().parent/'assets'/'warm_start'  # the packaged warm-start LoRA adapter (`init_adapter: warm_start`)
 
 # %% ../nbs/07a_grpo_config.ipynb #c469d8cc
 class GRPOConfigError(ValueError):

@@ -12,7 +12,7 @@ import yaml
 from fastcore.basics import patch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import __version__
-from .grpo_config import GRPOStageConfig, GRPOConfigError, check_grpo, error_text, unknown_key
+from .grpo_config import GRPOStageConfig, GRPOConfigError, WARM_START, check_grpo, error_text, unknown_key
 from .utils import atomic_dir, atomic_write, read_jsonl
 
 # %% auto #0
@@ -23,9 +23,9 @@ __all__ = ['RUN_MARKER', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_ARTIFACTS'
            'preflight', 'RunDir', 'stage_problem', 'policy_path', 'encoder_path', 'fingerprint_parts', 'fingerprint',
            'part_digests', 'set_threads', 'release_memory', 'stage_data', 'stage_retrieve', 'stage_pairs', 'stage_rm',
            'grpo_config', 'stage_grpo', 'stage_evaluate', 'package_versions', 'read_log_history', 'fig_rewards',
-           'extra_rows', 'build_results', 'verdict_word', 'headroom_text', 'verdict', 'render_report',
-           'report_examples', 'stage_report', 'stale_reasons', 'stale_stages', 'env_error', 'run_stage', 'prepare_run',
-           'summary', 'run_pipeline']
+           'extra_rows', 'warm_start_info', 'build_results', 'verdict_word', 'headroom_text', 'verdict',
+           'render_report', 'report_examples', 'stage_report', 'stale_reasons', 'stale_stages', 'env_error',
+           'run_stage', 'prepare_run', 'summary', 'run_pipeline']
 
 # %% ../nbs/10_pipeline.ipynb #cac96ae9
 class _S(BaseModel): model_config = ConfigDict(extra='forbid', validate_default=True, allow_inf_nan=False)  # no NaN/inf anywhere
@@ -189,6 +189,11 @@ def _semantic_errors(cfg:RunConfig)->list:
         if name.startswith('personalization') and not cfg.reward_model.enabled:
             errs.append(f"rewards.{name}: needs reward_model.enabled: true")
     if not cfg.rewards: errs.append("rewards: at least one reward is needed")
+    if (ia := cfg.grpo.get('init_adapter')):
+        p = WARM_START if ia == 'warm_start' else Path(str(ia)).expanduser()
+        if not (p/'adapter_config.json').is_file():
+            errs.append(f"grpo.init_adapter: {p} has no adapter_config.json (a peft LoRA adapter folder is needed"
+                        + ("; the packaged warm start is missing: reinstall prlm)" if ia == 'warm_start' else ')'))
     if cfg.reward_model.compare: from prlm.reward_model import RM_VARIANTS  # imports torch: only when there is something to check
     for i, v in enumerate(cfg.reward_model.compare):
         if v not in RM_VARIANTS: errs.append(f"reward_model.compare.{i}: unknown variant {v!r}; known: {', '.join(RM_VARIANTS)}")
@@ -994,6 +999,15 @@ def extra_rows(results:dict, metric:str='rouge-L')->list:
                          'own − other [95% CI]': f"{g['delta']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}]" if g else '—'})
     return rows
 
+def warm_start_info(run:RunDir)->dict|None:
+    "The adapter the run's GRPO started from (`grpo.init_adapter`) and what its `warm_start.json` says; None for a fresh adapter."
+    tr = run/'grpo/train_result.json'
+    a = (json.loads(tr.read_text()).get('config') or {}).get('init_adapter') if tr.exists() else None
+    if not a: return None
+    p = WARM_START if a == 'warm_start' else Path(a).expanduser()
+    info = json.loads((p/'warm_start.json').read_text()) if (p/'warm_start.json').is_file() else {}
+    return dict(adapter=a, steps=info.get('steps'), n_train=(info.get('data') or {}).get('n_train'), rewards=info.get('rewards'))
+
 def build_results(cfg:RunConfig, run:RunDir)->dict:
     "Everything the report shows, as one JSON-able dict."
     from prlm.evaluate import EvalResults
@@ -1009,7 +1023,7 @@ def build_results(cfg:RunConfig, run:RunDir)->dict:
                deltas=res.deltas().to_dict('records'), deltas_all_cells=res.deltas(main_only=False).to_dict('records'),
                personalization=res.personalization().to_dict('records'), headroom=res.headroom(), health=_main_health(res),
                sweep_table=res.table(profile=None).to_dict('records'), reward_model=rm,
-               grpo=dict(summary=_reward_summary(log), log_history=log),
+               grpo=dict(summary=_reward_summary(log), log_history=log, warm_start=warm_start_info(run)),
                stages={s: run.done(s) for s in STAGES if run.done(s)}, config=cfg.model_dump(), versions=package_versions())
     out['extra_tests'] = {name: _extra_results(EvalResults.load(run/'eval/extra'/name)) for name in cfg.eval.extra_tests
                           if (run/'eval/extra'/name/'results.json').exists()}
@@ -1061,10 +1075,17 @@ def verdict(results:dict, reference:str='prlm', metric:str='rouge-L')->dict:
     gains = {x['system']: x for x in results.get('personalization') or [] if x['metric'] == metric and x['contrast'] == 'own-other'}
     g = gains.get(reference)
     uses = None if g is None else g['lo'] > 0
-    lines = [f"{n} held-out queries" + (f" (smoke-sized: fewer than {SMOKE_N}, the CIs are wide)" if n < SMOKE_N else '') + '.']
-    steps = ((results.get('grpo') or {}).get('summary') or {}).get('steps_logged')
-    if reference == 'prlm' and isinstance(steps, int) and steps < FEW_STEPS:
-        lines.append(f"PrLM was trained for only {steps} GRPO steps: a check that the stages fit together, not a trained policy "
+    lines = [f"{n} held-out queries" + (f" (smoke-sized: fewer than {SMOKE_N}: it shows that every stage runs and what the answers "
+             "look like, but only a large difference can be significant; configs/experiment.yaml scores 300)" if n < SMOKE_N else '') + '.']
+    g_ = results.get('grpo') or {}
+    steps, warm = (g_.get('summary') or {}).get('steps_logged'), g_.get('warm_start') or {}
+    if reference == 'prlm' and warm:
+        lines.append(f"PrLM started from the warm-start adapter {warm['adapter']!r}"
+                     + (f" ({warm['steps']} GRPO steps on {warm.get('n_train')} training queries with the rewards {', '.join(f'{k} {v:g}' for k, v in (warm.get('rewards') or {}).items())})" if warm.get('steps') else '')
+                     + f" and trained {steps or 0} more steps here with this run's rewards.")
+    total = (steps or 0) + (warm.get('steps') or 0) if isinstance(steps, int) else None
+    if reference == 'prlm' and isinstance(total, int) and total < FEW_STEPS:
+        lines.append(f"PrLM was trained for only {total} GRPO steps: a check that the stages fit together, not a trained policy "
                      f"(expect empty or malformed answers); configs/experiment.yaml trains 200.")
     if d: lines.append(f"{reference} vs the other systems ({metric.upper()}, paired 95% CIs): "
                        + '; '.join(f"{w} than {', '.join(v)}" if w != 'not significantly different' else f"no significant difference from {', '.join(v)}"
@@ -1182,7 +1203,11 @@ def render_report(results:dict, figs:dict, examples_html:str='')->str:
     parts.append("<h2>Reward model</h2>" + (_rm_table(rm) if rm else '<p>disabled</p>'))
     if rm.get('compare'): parts.append("<p>Variants trained on the same users, scored on the same held-out pairs:</p>"
                                        + _table(rm['compare'], ['variant', 'negative', 'accuracy', 'n', 'margin', 'n_train']))
-    parts.append("<h2>GRPO</h2>" + (_table([results['grpo']['summary']]) if results['grpo']['summary'] else '<p>no log</p>'))
+    ws = results['grpo'].get('warm_start')
+    parts.append("<h2>GRPO</h2>" + (f"<p>Started from the warm-start adapter <code>{html.escape(ws['adapter'])}</code>"
+                 + (f" ({ws['steps']} GRPO steps on the embedded training queries, see its README)" if ws.get('steps') else '')
+                 + "; the curve below is this run's own steps.</p>" if ws else '')
+                 + (_table([results['grpo']['summary']]) if results['grpo']['summary'] else '<p>no log</p>'))
     if results['grpo']['log_history']: parts.append(fig(fig_rewards(results['grpo']['log_history'])))
     if examples_html: parts.append("<h2>Examples</h2><p>PrLM's biggest gain and biggest loss against plain RAG on one query each, "
                                    "all systems side by side (from <code>prlm.inspect</code>).</p>" + examples_html)

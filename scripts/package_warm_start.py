@@ -30,13 +30,16 @@ def main(argv=None):
     tenth = max(len(log) // 10, 1)
     curve = {k: dict(first=_mean([r[k] for r in log[:tenth] if k in r]), last=_mean([r[k] for r in log[-tenth:] if k in r]))
              for k in ('reward', 'completions/clipped_ratio', 'completions/mean_length') + tuple(f'rewards/{n}/mean' for n in cfg['rewards'])}
-    info = dict(steps=steps, base_model=json.loads((src/'adapter_config.json').read_text()).get('base_model_name_or_path'),
+    from prlm.models import hub_id
+    acfg = json.loads((src/'adapter_config.json').read_text())
+    acfg['base_model_name_or_path'] = hub_id(acfg.get('base_model_name_or_path') or 'embedded')  # a checkpoint names the local folder
+    info = dict(steps=steps, base_model=acfg['base_model_name_or_path'],
                 data=cfg['data'], retrieval=cfg['retrieval'], policy=cfg['policy'], rewards=cfg['rewards'],
                 grpo=cfg['grpo'], seed=cfg.get('seed'), curve_first_last_tenth=curve, dtype='float16')
     dest = Path(a.dest); tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix='.warm_start.'))
     save_file({k: v.to(torch.float16).contiguous() for k, v in load_file(src/'adapter_model.safetensors').items()},
               tmp/'adapter_model.safetensors', metadata={'format': 'pt'})
-    shutil.copy(src/'adapter_config.json', tmp/'adapter_config.json')
+    (tmp/'adapter_config.json').write_text(json.dumps(acfg, indent=2) + '\n')
     (tmp/'warm_start.json').write_text(json.dumps(info, indent=1) + '\n')
     rows = '\n'.join(f"| `{k}` | {v['first']} | {v['last']} |" for k, v in curve.items())
     (tmp/'README.md').write_text(f"""---
@@ -46,10 +49,10 @@ tags: [prlm, grpo, lora, warm-start]
 ---
 # prlm's warm-start LoRA adapter
 
-A LoRA adapter of {info['base_model']} trained by prlm's GRPO stage for **{steps} steps** on the embedded Debian
-dataset's *training* queries ({cfg['data'].get('n_train')} queries, seed {cfg.get('seed')}; the held-out `dev` queries
-were never seen), with the rewards {cfg['rewards']} (no reward model: it teaches the answer format and the task, not
-the personalization reward). Weights stored as float16.
+A LoRA adapter of {info['base_model']} trained by prlm's GRPO stage for **{steps} steps** on the embedded
+Debian dataset's *training* queries ({cfg['data'].get('n_train')} queries, seed {cfg.get('seed')}; the held-out `dev`
+queries were never seen), with the rewards {', '.join(f'{k} {v:g}' for k, v in cfg['rewards'].items())} and no reward
+model: it teaches the answer format and the task, not the personalization reward. Weights stored as float16.
 
 `configs/demo.yaml` starts its own, short GRPO run from it (`grpo.init_adapter: warm_start`), so the demo's PrLM is
 trained when a newcomer first runs it; the demo's summary and report say that PrLM was warm-started from here.
@@ -61,6 +64,8 @@ Reward curve (mean over the first and the last tenth of the logged steps):
 |---|---|---|
 {rows}
 """)
+    tmp.chmod(0o755)
+    for f in tmp.iterdir(): f.chmod(0o644)
     if dest.exists(): shutil.rmtree(dest)
     tmp.rename(dest)
     print(f"{dest}: {steps} steps from {src}, {sum(p.stat().st_size for p in dest.iterdir()) / 1e6:.1f} MB")
