@@ -375,7 +375,7 @@ def test_swap_view_with_new_fields(tmp_path):
     assert 'evil &lt;i&gt;player&lt;/i&gt;' in h and '<i>player</i>' not in h and '<script>' not in h
     assert 'image converter' in h and 'no profile items in the prompt' in h
     # each column: ROUGE (evaluation's, saved in the rows here as absent: recomputed) and health flags
-    assert h.count('ROUGE-1 ') == 3 and 'copies a profile item' in h and 'copies the query' in h and 'healthy' in h
+    assert h.count('ROUGE-1 ') == 3 and 'copies item 1' in h and 'copies the query' in h and 'healthy' in h  # the copied item is named
     assert sw.scores['own'] is not None and 'answer changes' in sw.verdict()
     _cells_left_aligned(h)
     d = r.swaps('prlm')
@@ -448,13 +448,50 @@ def test_cards_left_aligned(demo):
     _cells_left_aligned(r.training_example(0).to_html())  # the rewards table
 
 
+NOTEBOOKS = ('09_spans', '09a_run', '09b_views', '09c_inspect')  # the inspect notebook, split by role
+
+
 def test_no_guarded_imports_and_no_paths_in_saved_outputs():
-    import inspect as _inspect, prlm.inspect as m
-    src = _inspect.getsource(m)
-    assert 'except ImportError' not in src and not hasattr(m, '_LITERAL') and not hasattr(m, '_simple_retrieve')
-    nb = json.loads((Path(__file__).parent.parent / 'nbs' / '09_inspect.ipynb').read_text())
-    outs = json.dumps([c.get('outputs', []) for c in nb['cells']])
-    assert not re.search(r'(?:/tmp/|/home/|/Users/|/work/)', outs), re.search(r'.{40}(?:/tmp/|/home/|/Users/|/work/).{40}', outs)
+    import importlib, inspect as _inspect
+    for mod in ('spans', 'run', 'views', 'inspect'):
+        m = importlib.import_module(f'prlm.{mod}')
+        src = _inspect.getsource(m)
+        assert 'except ImportError' not in src and not hasattr(m, '_LITERAL') and not hasattr(m, '_simple_retrieve'), mod
+    for name in NOTEBOOKS:
+        p = Path(__file__).parent.parent / 'nbs' / f'{name}.ipynb'
+        assert p.stat().st_size < 150_000, f"{p.name}: {p.stat().st_size} bytes, split it or slim its outputs"
+        outs = json.dumps([c.get('outputs', []) for c in json.loads(p.read_text())['cells']])
+        assert not re.search(r'(?:/tmp/|/home/|/Users/|/work/|/root/)', outs), re.search(r'.{40}(?:/tmp/|/home/|/Users/|/work/|/root/).{40}', outs)
+
+
+def test_public_names_still_importable_from_prlm_inspect():
+    "Every name `prlm.inspect` exported before the split (spans, run reader, views, browser) still imports from it."
+    import prlm.inspect as m
+    old = ['PALETTE', 'QUERY_COLOR', 'CUT_COLOR', 'CSS', 'CELL', 'FLAG_LABELS', 'ROW_KEYS', 'SWAP_LABELS', 'esc', 'item_anchor',
+           'word_tokens', 'Span', 'ngram_spans', 'sentences', 'minilm_encoder', 'embedding_spans', 'reference_spans',
+           'split_completion', 'rouge', 'flags_html', 'ExampleView', 'write_demo_run', 'Run', 'prompt_indices',
+           'SystemsView', 'SwapView', 'example_html', 'report_html', 'fig_user_deltas', 'fig_query_scatter',
+           'fig_rewards', 'fig_rm_scores', 'pair_html', 'find_runs', 'Browser']
+    assert [n for n in old if not hasattr(m, n)] == []
+    from prlm.run import Run
+    from prlm.views import ExampleView
+    assert m.Run is Run and m.ExampleView is ExampleView and hasattr(Run, 'example') and hasattr(Run, 'explore')
+
+
+def test_inspect_page_verdict_health_items(demo):
+    "What `prlm inspect RUN` writes: the report's verdict on top, examples among healthy answers only, copies named, items in words."
+    from prlm.cli import inspect_page
+    r = Run(demo)
+    page = inspect_page(demo, n=1).read_text()
+    assert page.index('class="prlm-verdict"') < page.index('PrLM vs') and 'A constructed demo run of 8 queries' in page
+    pu = r.profile_uses('prlm')
+    section = page.split('What prlm reasons about the user')[1].split('own profile changes the answer')[0]  # report_html's part
+    shown = [d for d in pu if f'query <code>{d["id"]}</code>' in section]
+    assert shown and all(d['healthy'] for d in shown), [(d['id'], d['healthy']) for d in shown]
+    assert 'copies item ' in page and 'items in prompt' in page and '0 of 3 items (8 queries)' in page
+    assert '{&quot;' not in page and '{"' not in page  # no raw JSON
+    b = Browser(r)
+    assert max(map(len, b.w_mode._options_labels)) <= 8  # toggle labels that fit their 95px buttons
 
 
 def test_swap_notes_a_different_cell(demo):
