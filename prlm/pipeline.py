@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_pipeline.ipynb #3d9b8196
 from __future__ import annotations
-import dataclasses, datetime as _dt, errno, fcntl, hashlib, html, importlib, json, math, os, re, shutil, sys, time, uuid
+import dataclasses, datetime as _dt, errno, fcntl, hashlib, html, importlib, json, math, os, re, shutil, sys, time, uuid, warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, Optional
@@ -16,16 +16,16 @@ from .grpo_config import GRPOStageConfig, GRPOConfigError, WARM_START, check_grp
 from .utils import atomic_dir, atomic_write, read_jsonl
 
 # %% auto #0
-__all__ = ['RUN_MARKER', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_ARTIFACTS', 'SMOKE_N', 'FEW_STEPS', 'ENV_ERRORS',
-           'STAGE_FUNCS', 'RESUMABLE', 'DataConfig', 'RetrievalConfig', 'PolicyConfig', 'RewardModelConfig',
-           'ExtraTest', 'EvalConfig', 'RunConfig', 'is_run_dir', 'run_dir_problem', 'ConfigError', 'check_config',
-           'set_key', 'load_config', 'BudgetTokenizer', 'policy_tokenizer', 'check_budget', 'check_environment',
-           'preflight', 'RunDir', 'stage_problem', 'policy_path', 'encoder_path', 'fingerprint_parts', 'fingerprint',
-           'part_digests', 'set_threads', 'release_memory', 'stage_data', 'stage_retrieve', 'stage_pairs', 'stage_rm',
-           'grpo_config', 'stage_grpo', 'stage_evaluate', 'package_versions', 'read_log_history', 'fig_rewards',
-           'extra_rows', 'warm_start_info', 'build_results', 'verdict_word', 'headroom_text', 'verdict',
-           'render_report', 'report_examples', 'stage_report', 'stale_reasons', 'stale_stages', 'env_error',
-           'run_stage', 'prepare_run', 'summary', 'run_pipeline']
+__all__ = ['RUN_MARKER', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_ARTIFACTS', 'SMOKE_N', 'FEW_STEPS', 'GRPO_LEGEND',
+           'ENV_ERRORS', 'STAGE_FUNCS', 'RESUMABLE', 'DataConfig', 'RetrievalConfig', 'PolicyConfig',
+           'RewardModelConfig', 'ExtraTest', 'EvalConfig', 'RunConfig', 'is_run_dir', 'run_dir_problem', 'ConfigError',
+           'check_config', 'set_key', 'load_config', 'BudgetTokenizer', 'policy_tokenizer', 'check_budget',
+           'check_environment', 'preflight', 'RunDir', 'stage_problem', 'policy_path', 'encoder_path',
+           'fingerprint_parts', 'fingerprint', 'part_digests', 'set_threads', 'release_memory', 'stage_data',
+           'stage_retrieve', 'stage_pairs', 'stage_rm', 'grpo_config', 'stage_grpo', 'stage_evaluate',
+           'package_versions', 'read_log_history', 'fig_rewards', 'extra_rows', 'warm_start_info', 'build_results',
+           'verdict_word', 'headroom_text', 'verdict', 'render_report', 'report_examples', 'stage_report',
+           'stale_reasons', 'stale_stages', 'env_error', 'run_stage', 'prepare_run', 'summary', 'run_pipeline']
 
 # %% ../nbs/10_pipeline.ipynb #cac96ae9
 class _S(BaseModel): model_config = ConfigDict(extra='forbid', validate_default=True, allow_inf_nan=False)  # no NaN/inf anywhere
@@ -869,9 +869,11 @@ def stage_rm(cfg:RunConfig, run:RunDir)->dict:
     from prlm.reward_model import train_reward_model
     r = cfg.reward_model
     pairs, enc = load_from_disk(str(run/'rm/pairs')), encoder_path(r.encoder, cfg, run, num_labels=1)
-    metrics = train_reward_model(pairs, run/'rm/model', encoder=enc, input_format=r.input_format, negatives=r.negatives,
-                                 lr=r.learning_rate, batch_size=r.train_batch_size, epochs=r.epochs, eval_frac=r.eval_frac,
-                                 seed=cfg.seed, overwrite=True, progress=_progress())
+    with warnings.catch_warnings():  # its warnings are printed once below (and in the verdict), not also as Python warnings
+        warnings.filterwarnings('ignore', category=UserWarning, module=r'prlm\.reward_model')
+        metrics = train_reward_model(pairs, run/'rm/model', encoder=enc, input_format=r.input_format, negatives=r.negatives,
+                                     lr=r.learning_rate, batch_size=r.train_batch_size, epochs=r.epochs, eval_frac=r.eval_frac,
+                                     seed=cfg.seed, overwrite=True, progress=_progress())
     acc = {k[len('heldout_accuracy_'):]: v for k, v in metrics.items() if k.startswith('heldout_accuracy_')}
     _log(f"  reward model: held-out accuracy on {len(metrics.get('heldout_users') or [])} unseen users: "
          + ', '.join(f"{n} {v:.2f} (n={metrics.get('heldout_n_' + n)})" for n, v in acc.items()))
@@ -879,8 +881,10 @@ def stage_rm(cfg:RunConfig, run:RunDir)->dict:
     info = dict(metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool, list))})
     if r.compare:
         from prlm.reward_model import compare_reward_models
-        cmp = compare_reward_models(pairs, run/'rm/compare', r.compare, eval_frac=r.eval_frac, seed=cfg.seed, encoder=enc,
-                                    lr=r.learning_rate, batch_size=r.train_batch_size, epochs=r.epochs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', category=UserWarning, module=r'prlm\.reward_model')
+            cmp = compare_reward_models(pairs, run/'rm/compare', r.compare, eval_frac=r.eval_frac, seed=cfg.seed, encoder=enc,
+                                        lr=r.learning_rate, batch_size=r.train_batch_size, epochs=r.epochs)
         _log(f"  reward-model variants on the same held-out pairs (accuracy):\n{cmp.pivot().round(3).to_string()}")
         info['compare'] = cmp.rows
     return info
@@ -1129,19 +1133,21 @@ def _banner(v:dict)->str:
 
 # %% ../nbs/10_pipeline.ipynb #d481aea2
 def _health_table(rows:list, k:int)->str:
-    "Answer health at the main cell: shares per flag, items in the prompt; red where a share is worrying."
+    "Answer health at the main cell: shares per flag, items in the prompt; red where a share is worrying (LLM systems only: a non-LLM baseline empties or copies by design)."
     if not rows: return '<p><i>no health recorded</i></p>'
-    from prlm.evaluate import HEALTH_FLAGS, HEALTH_LIMITS as limits
+    from prlm.evaluate import HEALTH_FLAGS, HEALTH_LIMITS as limits, SYSTEMS
+    from prlm.views import items_text
     head = ''.join(f'<th>{c}</th>' for c in ('system', 'profile', 'n', 'items in prompt', *HEALTH_FLAGS))
     body = []
     for r in rows:
         cells = [html.escape(str(r['system'])), html.escape(str(r['profile'])), str(r.get('n'))]
         im = r.get('items_mean')
-        cells.append('' if not isinstance(im, float) or im != im else f"{im:.2f} of {k}" + (' ' + html.escape(json.dumps(r['items_hist'])) if r.get('items_hist') else ''))
+        cells.append(html.escape(items_text(im, k, r.get('items_hist'))))
+        llm = SYSTEMS[r['system']].llm if r['system'] in SYSTEMS else True
         for f in HEALTH_FLAGS:
             v = r.get(f)
             ok = not isinstance(v, float) or v != v
-            cells.append(('' if ok else f"<span class='{'bad' if f in limits and v > limits[f] else ''}'>{v:.0%}</span>"))
+            cells.append(('' if ok else f"<span class='{'bad' if llm and f in limits and v > limits[f] else ''}'>{v:.0%}</span>"))
         body.append('<tr>' + ''.join(f'<td>{c}</td>' for c in cells) + '</tr>')
     return f"<div class='wide'><table><tr>{head}</tr>{''.join(body)}</table></div>"
 
@@ -1166,6 +1172,11 @@ def _verdict(deltas:list)->str:
     return '<ul>' + ''.join(out) + '</ul>' if out else ''
 
 # %% ../nbs/10_pipeline.ipynb #e29821c2
+GRPO_LEGEND = ("<p class='legend'><b>steps_logged</b>: optimizer steps in the log; <b>first_mean / last_mean</b>: mean total reward "
+    "over the first and the last quarter of them (<b>_std</b>: its spread); <b>zero_signal_share</b>: steps whose completions all "
+    "scored the same (no gradient); <b>rouge_flat_share</b>: steps where ROUGE scored every completion the same (e.g. none reached "
+    "an answer); <b>stopped_share</b>: completions that reached <code>&lt;/answer&gt;</code> before the length limit.</p>")
+
 def render_report(results:dict, figs:dict, examples_html:str='')->str:
     "The self-contained HTML page (plotly.js inlined once)."
     from prlm.evaluate import _fmt_ci, fig_html
@@ -1190,8 +1201,8 @@ def render_report(results:dict, figs:dict, examples_html:str='')->str:
                  ['system', 'metric', 'contrast', 'n', 'own', 'ablated', 'delta', 'lo', 'hi', 'significant']))
     if 'personalization' in figs: parts.append(fig(figs['personalization']))
     if h := headroom_text(results.get('headroom')): parts.append(f'<p>{html.escape(h)}</p>')
-    parts.append(f"<h2>Health</h2><p>Main cell; shares of answers per flag (red: worrying); items that reached the prompt (mean, and "
-                 f"how many prompts held n items).</p>" + _health_table(results.get('health') or [], ms.get('k')))
+    parts.append(f"<h2>Health</h2><p>Main cell; shares of answers per flag (red: worrying for an LLM system; "
+                 f"<code>copy_top1</code> and <code>first_words</code> copy or come out empty by design); how many profile items reached the prompts.</p>" + _health_table(results.get('health') or [], ms.get('k')))
     parts.append("<h2>Robustness</h2>")
     if (xr := extra_rows(results)): parts.append("<p>Extra test sets (<code>eval.extra_tests</code>), scored at the main cell:</p>" + _table(xr)
         + ''.join(f'<p>{html.escape(name)}: {html.escape(h)}</p>' for name, x in results['extra_tests'].items() if (h := headroom_text(x['headroom']))))
@@ -1207,9 +1218,9 @@ def render_report(results:dict, figs:dict, examples_html:str='')->str:
     parts.append("<h2>GRPO</h2>" + (f"<p>Started from the warm-start adapter <code>{html.escape(ws['adapter'])}</code>"
                  + (f" ({ws['steps']} GRPO steps on the embedded training queries, see its README)" if ws.get('steps') else '')
                  + "; the curve below is this run's own steps.</p>" if ws else '')
-                 + (_table([results['grpo']['summary']]) if results['grpo']['summary'] else '<p>no log</p>'))
+                 + (_table([results['grpo']['summary']]) + GRPO_LEGEND if results['grpo']['summary'] else '<p>no log</p>'))
     if results['grpo']['log_history']: parts.append(fig(fig_rewards(results['grpo']['log_history'])))
-    if examples_html: parts.append("<h2>Examples</h2><p>PrLM's biggest gain and biggest loss against plain RAG on one query each, "
+    if examples_html: parts.append("<h2>Examples</h2><p>PrLM's biggest gain and biggest loss against plain RAG on one query each, among its healthy answers, "
                                    "all systems side by side (from <code>prlm.inspect</code>).</p>" + examples_html)
     parts.append("<h2>Stages</h2>" + _table([dict(stage=s, seconds=m.get('seconds'), finished=m.get('finished')) for s, m in results['stages'].items()]))
     parts.append("<h2>Config</h2><pre>" + html.escape(yaml.safe_dump(results['config'], sort_keys=False)) + "</pre>")
@@ -1223,8 +1234,8 @@ def report_examples(run:RunDir, baseline:str='rag', systems=('zero_shot', 'rag',
         from prlm.inspect import Run
         r = Run(run.path)
         if 'prlm' not in r.systems or baseline not in r.systems: return ''
-        d = r.deltas('prlm', baseline)
-        if not d: return ''
+        d = r.deltas('prlm', baseline, healthy=True)  # examples among PrLM's healthy answers only
+        if not d: return "<p><i>no healthy PrLM answer to show (see the health table)</i></p>"
         picks = [('largest gain', d[0])] + ([('largest loss', d[-1])] if len(d) > 1 else [])
         show = [s for s in systems if s in r.systems]
         return ''.join(f"<h3>{lab}: query <code>{html.escape(str(x['id']))}</code> (ΔROUGE-L {x['delta']:+.3f})</h3>"
