@@ -29,7 +29,7 @@ def main(argv=None):
     log = [r for r in read_jsonl(run/'grpo'/'log_history.jsonl') if 'reward' in r and r.get('step', 0) <= steps]
     tenth = max(len(log) // 10, 1)
     curve = {k: dict(first=_mean([r[k] for r in log[:tenth] if k in r]), last=_mean([r[k] for r in log[-tenth:] if k in r]))
-             for k in ('reward', 'completions/clipped_ratio', 'completions/mean_length') + tuple(f'rewards/{n}/mean' for n in cfg['rewards'])}
+             for k in ('reward', 'completions/stopped_ratio', 'completions/mean_length') + tuple(f'rewards/{n}/mean' for n in cfg['rewards'])}
     from prlm.models import hub_id
     acfg = json.loads((src/'adapter_config.json').read_text())
     acfg['base_model_name_or_path'] = hub_id(acfg.get('base_model_name_or_path') or 'embedded')  # a checkpoint names the local folder
@@ -56,7 +56,8 @@ model: it teaches the answer format and the task, not the personalization reward
 
 `configs/demo.yaml` starts its own, short GRPO run from it (`grpo.init_adapter: warm_start`), so the demo's PrLM is
 trained when a newcomer first runs it; the demo's summary and report say that PrLM was warm-started from here.
-Rebuild it with `prlm run configs/warm_start.yaml --until grpo` then `python scripts/package_warm_start.py runs/warm_start`.
+Rebuild it with `prlm run configs/warm_start.yaml --until grpo` then
+`python scripts/package_warm_start.py runs/warm_start{f' --checkpoint {a.checkpoint}' if a.checkpoint else ''}`.
 
 Reward curve (mean over the first and the last tenth of the logged steps):
 
