@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import patch, patch_to
-from .utils import append_jsonl, atomic_dir, atomic_write, atomic_write_json, read_jsonl
+from .utils import atomic_dir, atomic_write, atomic_write_json, read_jsonl
 
 # %% auto #0
 __all__ = ['PLOTLY_JS', 'SYSTEMS', 'METRICS', 'HEALTH_FLAGS', 'HEALTH_LIMITS', 'PROFILES', 'PROFILE_METRIC', 'fig_html',
@@ -138,9 +138,11 @@ def missing(self:GenerationCache, prompts)->list:
 # %% ../nbs/08_evaluate.ipynb #f59fc970
 @patch
 def add(self:GenerationCache, prompts, completions):
-    "Append completions (flushed + fsynced; a torn last line, as a kill leaves, is ended first: `prlm.utils.append_jsonl`)."
+    "Add completions, all or none: the file is written again with them (`prlm.utils.atomic_write`), so a kill never keeps part of a batch (a resumed run would generate the rest beside other rows, and greedy answers can change with that)."
     rows = [dict(prompt_hash=prompt_hash(p), completion=c) for p, c in zip(prompts, completions)]
-    append_jsonl(self.path, rows)
+    old = self.path.read_bytes() if self.path.exists() else b''
+    if old and not old.endswith(b'\n'): old = old[:old.rfind(b'\n') + 1]  # a torn last line (an older kill mid-append)
+    atomic_write(self.path, old + ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows).encode('utf-8'))
     self.store.update((r['prompt_hash'], r['completion']) for r in rows)
 
 # %% ../nbs/08_evaluate.ipynb #a6ec4326

@@ -237,7 +237,7 @@ def checkpoint_problem(ckpt: str | Path,  # a `checkpoint-N` folder written by t
 
 def resumable_checkpoint(out_dir: str | Path,  # a Trainer output_dir
                          optimizer: bool = True,  # as in `checkpoint_problem`
-                         set_aside: bool = False,  # move incomplete checkpoints to `out_dir/incomplete_checkpoints/`
+                         set_aside: bool = False,  # move incomplete checkpoints to `out_dir/incomplete_checkpoints/` (and warn about a missing RNG state)
                         ) -> tuple[Path | None, dict]:
     "The last complete `checkpoint-N` of `out_dir` (or None), and {name: problem} of the incomplete ones."
     out_dir = Path(out_dir)
@@ -250,7 +250,11 @@ def resumable_checkpoint(out_dir: str | Path,  # a Trainer output_dir
         for p in bad:
             if (aside / p.name).exists(): shutil.rmtree(aside / p.name)
             os.replace(p, aside / p.name)
-    return (good[-1] if good else None), {p.name: why for p, why in bad.items()}
+    last = good[-1] if good else None
+    if set_aside and optimizer and last is not None and not any(last.glob('rng_state*.pth')):  # complete, but the Trainer resumes it silently
+        warnings.warn(f"{last}: no rng_state.pth (the random number generators' state): resuming from it, sampling "
+                      "does not continue as the interrupted run's would, and the result differs from an uninterrupted run")
+    return last, {p.name: why for p, why in bad.items()}
 
 # %% ../nbs/07_grpo.ipynb #32a77e9d
 from contextlib import contextmanager
@@ -364,6 +368,7 @@ def _peak_rss_gb() -> float:
 
 def _set_json(path: Path, **kw):
     d = json.loads(path.read_text()); d.update(kw)
+    if isinstance(d.get('target_modules'), list): d['target_modules'] = sorted(d['target_modules'])  # peft saves a set: in hash order
     atomic_write(path, json.dumps(d, indent=2, sort_keys=True))
 
 def _save_final(trainer, cfg, out_dir: Path, base_model: str, card: str) -> Path:

@@ -18,11 +18,11 @@ from transformers import (AutoModelForCausalLM, AutoModel, AutoModelForSequenceC
                           TemperatureLogitsWarper, TopPLogitsWarper, StoppingCriteriaList, StopStringCriteria)
 
 # %% auto #0
-__all__ = ['SMOLLM2_GGUF', 'SMOLLM2_ID', 'MINILM_ID', 'prlm_cache', 'embedded_gguf', 'embedded_source', 'embedded_policy_path',
-           'embedded_tokenizer_path', 'embedded_encoder_path', 'hub_id', 'install_hf_cache', 'cpu_has_bf16',
-           'cpu_dtype', 'prepare_tokenizer', 'load_policy', 'load_encoder', 'tiny_policy', 'tiny_encoder',
-           'GumbelSampler', 'PromptError', 'generate', 'generate_dataset', 'interactive', 'QuietProgressCallback',
-           'quiet_trainer', 'hf_progress_bars']
+__all__ = ['SMOLLM2_GGUF', 'SMOLLM2_ID', 'MINILM_ID', 'CHUNK_BATCHES', 'prlm_cache', 'embedded_gguf', 'embedded_source',
+           'embedded_policy_path', 'embedded_tokenizer_path', 'embedded_encoder_path', 'hub_id', 'install_hf_cache',
+           'cpu_has_bf16', 'cpu_dtype', 'prepare_tokenizer', 'load_policy', 'load_encoder', 'tiny_policy',
+           'tiny_encoder', 'GumbelSampler', 'PromptError', 'generate', 'generate_dataset', 'interactive',
+           'QuietProgressCallback', 'quiet_trainer', 'hf_progress_bars']
 
 # %% ../nbs/04_models.ipynb #695d469c
 def _package_dir(pkg:str # importable name of a pip package
@@ -442,15 +442,18 @@ def _read_cache(path:Path) -> dict:
     return {r['key']: r['completion'] for r in read_jsonl(path) if 'key' in r and 'completion' in r}
 
 # %% ../nbs/04_models.ipynb #3aa99291
+CHUNK_BATCHES = 8  # `generate_dataset` decodes rows in chunks of this many batches (see above)
+
 def generate_dataset(ds, # a `datasets.Dataset` with a prompt column (and an `id` column, else the row index is used)
                      model, tokenizer, # the policy and its tokenizer
                      cache_file, # JSONL cache of finished rows; reused to resume
                      column:str='completion', # name of the output column
                      prompt_column:str='prompt', # name of the prompt column
                      callback=None, # called as `callback(n_done, n_total)` after every `batch_size` rows written (and the last)
+                     chunk_rows:int|None=None, # rows per chunk (default: `CHUNK_BATCHES` batches)
                      **gen_kw, # passed to `generate` (batch_size, max_new_tokens, do_sample, temperature, top_p, seed, stop, progress)
                     ):
-    "Add `column` with the completions of `ds[prompt_column]`, generating only rows not yet in `cache_file`."
+    "Add `column` with the completions of `ds[prompt_column]`, generating only the chunks of rows not all in `cache_file`."
     if prompt_column not in ds.column_names:
         raise KeyError(f"dataset has no `{prompt_column}` column (columns: {ds.column_names})")
     prompts = list(ds[prompt_column])
@@ -466,18 +469,24 @@ def generate_dataset(ds, # a `datasets.Dataset` with a prompt column (and an `id
     if len(set(keys)) < len(keys): raise ValueError(f"duplicate (id, prompt) rows in the dataset: ids must be unique")
     seeds = _row_seeds(settings.get('seed', 0), prompts)  # the seeds a single call over the whole dataset would use
     done = _read_cache(Path(cache_file))
-    todo = [j for j, k in enumerate(keys) if k not in done]
     gen_kw = dict(gen_kw); bs = gen_kw.get('batch_size', 32); progress = gen_kw.pop('progress', True)
+    n = chunk_rows or max(1, bs) * CHUNK_BATCHES
+    chunks = [range(s, min(s + n, len(keys))) for s in range(0, len(keys), n)]
+    chunks = [c for c in chunks if any(keys[j] not in done for j in c)]
+    todo = [j for c in chunks for j in c]  # an incomplete chunk is generated again whole: its rows beside the same rows
+    try: _check_prompts(_encode(tokenizer, [prompts[j] for j in todo]), gen_kw.get('max_new_tokens', 64), model)  # before any work
+    except PromptError as e: raise ValueError(f"row id {ids[todo[e.index]]!r}: {e}") from None
     bar = tqdm(total=len(ds), initial=len(ds) - len(todo), desc=f'generate {column}', disable=not progress)
     written = 0
-    def save(i, completion):  # a finished row goes to disk at once (fsynced): an interruption loses only rows in flight
-        nonlocal written
-        j = todo[i]; done[keys[j]] = completion; written += 1
-        append_jsonl(cache_file, [dict(key=keys[j], id=str(ids[j]), completion=completion)]); bar.update(1)
-        if callback and (written % bs == 0 or written == len(todo)): callback(len(ds) - len(todo) + written, len(ds))
-    try:  # one call for all missing rows, so continuous batching refills finished slots until the very end
-        generate(model, tokenizer, [prompts[j] for j in todo], progress=False, row_seeds=[seeds[j] for j in todo], on_done=save, **gen_kw)
-    except PromptError as e: raise ValueError(f"row id {ids[todo[e.index]]!r}: {e}") from None
+    def run(rows):
+        def save(i, completion):  # a finished row goes to disk at once (fsynced)
+            nonlocal written
+            j = rows[i]; done[keys[j]] = completion; written += 1
+            append_jsonl(cache_file, [dict(key=keys[j], id=str(ids[j]), completion=completion)]); bar.update(1)
+            if callback and (written % bs == 0 or written == len(todo)): callback(len(ds) - len(todo) + written, len(ds))
+        generate(model, tokenizer, [prompts[j] for j in rows], progress=False, row_seeds=[seeds[j] for j in rows], on_done=save, **gen_kw)
+    try:  # one call per chunk: continuous batching refills finished slots until the chunk's end
+        for c in chunks: run(list(c))
     finally: bar.close()
     if column in ds.column_names: ds = ds.remove_columns(column)
     return ds.add_column(column, [done[k] for k in keys])

@@ -13,7 +13,7 @@ from fastcore.basics import patch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import __version__
 from .grpo_config import GRPOStageConfig, GRPOConfigError, WARM_START, check_grpo, error_text, unknown_key
-from .utils import atomic_dir, atomic_write, read_jsonl
+from .utils import atomic_dir, atomic_write, read_jsonl, remove_stale_tmp
 
 # %% auto #0
 __all__ = ['RUN_MARKER', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_ARTIFACTS', 'SMOKE_N', 'FEW_STEPS', 'GRPO_LEGEND',
@@ -609,7 +609,7 @@ def clear(self:RunDir, stage, keep_resumable=False):
 @patch
 @contextmanager
 def lock(self:RunDir):
-    "Exclusive lock, taken before anything is written: two `prlm run` on one directory would corrupt it."
+    "Exclusive lock, taken before anything is written: two `prlm run` on one directory would corrupt it. Once held, temporary files killed runs left are removed."
     if (p := run_dir_problem(self.path)): raise ConfigError(p)
     self.path.mkdir(parents=True, exist_ok=True)
     f = open(self.path/'.lock', 'a')
@@ -617,6 +617,8 @@ def lock(self:RunDir):
     except BlockingIOError: f.close(); raise RuntimeError(f"{self.path} is in use by another prlm process (wait for it, or stop it)") from None
     if not (self.path/RUN_MARKER).is_file():  # checked above: new, empty or a (legacy) run; from now on prlm's
         atomic_write(self.path/RUN_MARKER, json.dumps(dict(prlm=__version__, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds'))))
+    if (gone := remove_stale_tmp(self.path)):  # no writer can be mid-way now: these are what killed runs left
+        _log(f"  removed {len(gone)} temporary file(s) an interrupted run left: {', '.join(str(p.relative_to(self.path)) for p in gone[:4])}{' ...' if len(gone) > 4 else ''}")
     try: yield self
     finally: fcntl.flock(f, fcntl.LOCK_UN); f.close()
 
@@ -1328,9 +1330,10 @@ def run_stage(cfg:RunConfig, run:RunDir, stage:str, force:bool=False)->dict:
     parts, m = fingerprint_parts(cfg, run, stage), run.done(stage)
     fp, stale = _digest(parts), m and _stale_why(m, parts)
     head = f"[{i+1}/{len(STAGES)}] {stage}"
-    if m and not stale and not force:
-        _log(f"{head}: done ({m['seconds']:.0f}s, {m['finished']}), skipped"); return m
     started = run.path/'stages'/f'{stage}.started'
+    if m and not stale and not force:
+        started.unlink(missing_ok=True)  # a kill between the marker and the removal below left it
+        _log(f"{head}: done ({m['seconds']:.0f}s, {m['finished']}), skipped"); return m
     legacy = _digest({k: v for k, v in parts.items() if k not in _CONTENT_PARTS})  # written before fingerprints held content
     resume = (not force and m is None and stage in RESUMABLE and started.exists() and started.read_text().strip() in (fp, legacy))
     why = ('forced (--overwrite)' if force else f'config or upstream changed: {stale}' if stale else 'config or upstream changed' if m else

@@ -4,12 +4,13 @@
 
 # %% ../nbs/00a_utils.ipynb #8d0e3e94
 from __future__ import annotations
-import json, os, shutil, tempfile
+import json, os, re, shutil, tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 # %% auto #0
-__all__ = ['atomic_write', 'atomic_write_json', 'atomic_dir', 'read_jsonl', 'jsonl_torn', 'open_jsonl_append', 'append_jsonl']
+__all__ = ['KILL_ENV', 'atomic_write', 'atomic_write_json', 'atomic_dir', 'remove_stale_tmp', 'read_jsonl', 'jsonl_torn',
+           'open_jsonl_append', 'append_jsonl', 'write_event', 'kill_hook']
 
 # %% ../nbs/00a_utils.ipynb #cba51849
 def atomic_write(path: str | Path,  # the file to (over)write; its folder is created
@@ -50,6 +51,22 @@ def atomic_dir(dest: str | Path,  # the folder to create or replace
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     return dest
+
+# %% ../nbs/00a_utils.ipynb #c7a1e0d5
+_STALE = re.compile(r'\..+\.(tmp|old)')  # `.NAME.XXXXXXXX.tmp` (atomic_write, atomic_dir), `.NAME.tmp`, `.NAME.old` (atomic_dir)
+
+def remove_stale_tmp(root: str | Path,  # a folder no other process writes to now (a run directory whose lock is held)
+                     ) -> list[Path]:
+    "Remove the temporary files and folders that killed writers left anywhere under `root`; return their paths."
+    gone = []
+    for top, dirs, files in os.walk(root):  # links are not followed
+        for name in sorted(n for n in dirs + files if _STALE.fullmatch(n)):
+            p = Path(top)/name
+            if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
+            else: p.unlink(missing_ok=True)
+            gone.append(p)
+        dirs[:] = [d for d in dirs if not _STALE.fullmatch(d)]
+    return gone
 
 # %% ../nbs/00a_utils.ipynb #680b20da
 def read_jsonl(path: str | Path,  # a JSONL file (a missing one reads as no rows)
@@ -92,3 +109,44 @@ def append_jsonl(path: str | Path,  # the JSONL file (created with its folder)
         for r in rows: f.write(json.dumps(r, ensure_ascii=False, default=str) + '\n')
         f.flush(); os.fsync(f.fileno())
     return path
+
+# %% ../nbs/00a_utils.ipynb #c7a1e0d2
+KILL_ENV = 'PRLM_KILL_AT'  # the test hook's variable: `record:FILE` or `KIND:TEXT[#N]` (see above); unset: no hook
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+def write_event(event: str,  # a Python audit event name ('open', 'os.rename', ...)
+                args: tuple,  # its arguments
+                ) -> tuple[str, str] | None:
+    "(kind, absolute path) of an audit event that changes the file tree ('open' for writing, 'rename' to its destination, 'mkdir' of a new folder, 'remove'), else None."
+    if event == 'open': kind, path, ok = 'open', args[0], bool(args[2] & _WRITE_FLAGS)
+    elif event == 'os.rename': kind, path, ok = 'rename', args[1], args[2] == args[3] == -1
+    elif event == 'os.mkdir': kind, path, ok = 'mkdir', args[0], args[2] == -1 and not os.path.lexists(args[0])
+    elif event in ('os.remove', 'os.rmdir', 'shutil.rmtree'): kind, path, ok = 'remove', args[0], args[1] in (-1, None)
+    else: return None
+    if not ok or not isinstance(path, (str, bytes, os.PathLike)): return None  # a write into an open descriptor, or relative to one
+    return kind, os.path.abspath(os.fsdecode(path))
+
+def kill_hook(spec: str):  # `record:FILE` or `KIND:TEXT[#N]`
+    "The audit hook `PRLM_KILL_AT=spec` installs: record every file-tree change to FILE, or SIGKILL this process just before the N-th of KIND whose path holds TEXT."
+    import signal
+    kind, _, text = spec.partition(':')
+    if kind == 'record': out = os.open(text, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    elif kind not in ('open', 'rename', 'mkdir', 'remove', 'any') or not text:
+        raise ValueError(f"{KILL_ENV}={spec!r}: expected record:FILE or open|rename|mkdir|remove|any:TEXT[#N]")
+    text, n = (text.rsplit('#', 1)[0], int(text.rsplit('#', 1)[1])) if kind != 'record' and '#' in text else (text, 1)
+    seen = [0]
+    def hook(event, args):
+        if event not in ('open', 'os.rename', 'os.mkdir', 'os.remove', 'os.rmdir', 'shutil.rmtree'): return
+        try: e = write_event(event, args)
+        except Exception: return  # an audit hook must never break the operation it watches
+        if e is None: return
+        if kind == 'record': os.write(out, f"{e[0]}\t{e[1]}\n".encode('utf-8', 'surrogateescape')); return
+        if kind in ('any', e[0]) and text in e[1]:
+            seen[0] += 1
+            if seen[0] == n:
+                os.write(2, f"\n{KILL_ENV}: SIGKILL before {e[0]} {e[1]}\n".encode('utf-8', 'surrogateescape'))
+                os.kill(os.getpid(), signal.SIGKILL)
+    return hook
+
+if os.environ.get(KILL_ENV):
+    import sys; sys.addaudithook(kill_hook(os.environ[KILL_ENV]))

@@ -156,6 +156,19 @@ def test_killed_after_the_last_checkpoint_trains_no_step_more(tiny, tmp_path):
     assert rb['train_loss'] == ra['train_loss']  # the whole run's mean loss, not only the resumed steps'
 
 
+def test_checkpoint_without_rng_state_warns(tiny, tmp_path):
+    "A complete checkpoint whose rng_state.pth is gone resumes (the Trainer says nothing), with a warning naming it."
+    import re, shutil
+    from datasets import Dataset
+    ds = Dataset.from_json(str(tiny / 'data.jsonl'))
+    cfg = _cfg(tiny, max_steps=2, save_steps=1, save_total_limit=None)
+    train_grpo(ds, cfg, tmp_path)
+    for p in (tmp_path / 'adapter', tmp_path / 'train_result.json', tmp_path / 'checkpoint-2'): shutil.rmtree(p) if p.is_dir() else p.unlink()
+    (tmp_path / 'checkpoint-1' / 'rng_state.pth').unlink()
+    with pytest.warns(UserWarning, match=re.escape(f"{tmp_path / 'checkpoint-1'}: no rng_state.pth")): train_grpo(ds, cfg, tmp_path)
+    assert json.loads((tmp_path / 'train_result.json').read_text())['resumed_from'] == 'checkpoint-1'
+
+
 def _free_port():
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 

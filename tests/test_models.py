@@ -13,8 +13,9 @@ def _ds(tok):
     chat = lambda q: tok.apply_chat_template([{'role': 'user', 'content': q}], tokenize=False, add_generation_prompt=True)
     return Dataset.from_dict(dict(id=[f"r{i}" for i in range(ROWS)], prompt=[chat(f"row {i} " + 'x ' * i) for i in range(ROWS)]))
 
-KW = dict(batch_size=2, max_new_tokens=5, do_sample=True, temperature=1.0, seed=7, progress=False)  # padded engine
-KW_GREEDY = dict(batch_size=2, max_new_tokens=5, progress=False)  # continuous engine on CPU
+KW = dict(batch_size=2, max_new_tokens=5, do_sample=True, temperature=1.0, seed=7, progress=False, chunk_rows=4)  # padded engine
+KW_GREEDY = dict(batch_size=2, max_new_tokens=5, progress=False, chunk_rows=4)  # continuous engine on CPU
+# chunks of 4 rows: rows 0-3, rows 4-6
 
 CHILD = textwrap.dedent('''
     import os, signal, sys
@@ -23,18 +24,19 @@ CHILD = textwrap.dedent('''
     from prlm.models import tiny_policy, generate_dataset
     m, t = tiny_policy()
     def kill(n, total):
-        if n >= 4: os.kill(os.getpid(), signal.SIGKILL)
+        if n >= {at}: os.kill(os.getpid(), signal.SIGKILL)
     generate_dataset(_ds(t), m, t, {cache!r}, callback=kill, **{kw})
 ''')
 
-@pytest.mark.parametrize('kw_name', ['KW', 'KW_GREEDY'])
-def test_resume_after_sigkill(tmp_path, kw_name):
+@pytest.mark.parametrize('kw_name,at', [('KW', 4), ('KW_GREEDY', 4), ('KW_GREEDY', 2)])
+def test_resume_after_sigkill(tmp_path, kw_name, at):
+    "Killed after the first chunk (4 rows) only the second is generated; killed inside it (2 rows) the first again, whole: the result is an uninterrupted run's."
     kw, cache = globals()[kw_name], tmp_path / 'gen.jsonl'
     root = str(Path(__file__).resolve().parents[1])
-    p = subprocess.run([sys.executable, '-c', CHILD.format(root=root, cache=str(cache), kw=kw_name)], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, '-c', CHILD.format(root=root, cache=str(cache), kw=kw_name, at=at)], capture_output=True, text=True)
     assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
     done = [json.loads(l) for l in cache.read_text().splitlines()]
-    assert len(done) == 4  # rows are flushed as they finish; the callback killed after the 4th
+    assert len(done) == at  # rows are flushed as they finish; the callback killed after the at-th
     with open(cache, 'a') as f: f.write('{"key": "torn')  # and a torn line, as a kill mid-write would leave
     m, t = tiny_policy()
     calls, st = [], {}
@@ -42,12 +44,29 @@ def test_resume_after_sigkill(tmp_path, kw_name):
     m.generate = lambda *a, **k: (calls.append(k['input_ids'].shape[0]), orig(*a, **k))[1]
     out = generate_dataset(_ds(t), m, t, cache, stats=st, **kw)
     m.generate = orig
-    if kw_name == 'KW': assert calls == [2, 1]  # only the 3 missing rows, in padded batches of 2
-    else: assert calls == [] and st['calls'] == 1  # one continuous-batching call for the 3 missing rows
-    assert len(cache.read_text().splitlines()) == 4 + 1 + 3  # the torn line stays alone on its line
-    assert out['completion'] == generate(m, t, _ds(t)['prompt'], **kw)  # same as one uninterrupted run
+    if kw_name == 'KW': assert calls == [2, 1]  # only the second chunk (rows 4-6), in padded batches of 2
+    else: assert calls == [] and st['calls'] == (1 if at == 4 else 2)  # one continuous-batching call per chunk to generate
+    assert len(cache.read_text().splitlines()) == at + 1 + (3 if at == 4 else 7)  # the torn line stays alone on its line
+    assert out['completion'] == generate_dataset(_ds(t), m, t, tmp_path / 'fresh.jsonl', **kw)['completion']  # = one uninterrupted run
     st = {}; again = generate_dataset(_ds(t), m, t, cache, stats=st, **kw)
     assert again['completion'] == out['completion'] and st.get('calls', 0) == 0  # every row was read back: nothing to do
+
+
+@pytest.mark.parametrize('at,resumed', [(2, slice(0, None)), (4, slice(1, None))])
+def test_resume_decodes_the_uninterrupted_runs_batches(tmp_path, monkeypatch, at, resumed):
+    "A completion depends on the rows decoded beside it: a resumed run makes the very `generate` calls (same rows together) an uninterrupted run makes for the chunks it lacks."
+    import prlm.models as pm
+    m, t = tiny_policy(); seen, orig = [], pm.generate
+    monkeypatch.setattr(pm, 'generate', lambda model, tok, prompts, **k: (seen.append(list(prompts)), orig(model, tok, prompts, **k))[1])
+    full = generate_dataset(_ds(t), m, t, tmp_path / 'a.jsonl', **KW_GREEDY)['completion']; calls = seen[:]
+    assert len(calls) == 2  # chunks: rows 0-3, rows 4-6
+    class Stop(Exception): pass
+    def stop(n, total):
+        if n >= at: raise Stop()
+    with pytest.raises(Stop): generate_dataset(_ds(t), m, t, tmp_path / 'b.jsonl', callback=stop, **KW_GREEDY)
+    seen.clear()
+    assert generate_dataset(_ds(t), m, t, tmp_path / 'b.jsonl', **KW_GREEDY)['completion'] == full
+    assert seen == calls[resumed]  # killed inside chunk 1: both chunks again, whole; after it: chunk 2 only
 
 
 def test_generate_edge_cases():
