@@ -4,15 +4,15 @@
 
 # %% ../nbs/07_grpo.ipynb #0bb1870e
 from __future__ import annotations
-import dataclasses, enum, importlib, inspect, json, math, os, re, resource, shutil, sys, time, types, typing, warnings
+import dataclasses, enum, importlib, inspect, json, math, os, re, resource, shutil, sys, time, types, typing, warnings, zipfile
 from pathlib import Path
 from typing import Any
 
 # %% auto #0
 __all__ = ['DEEPSEEK_1_5B', 'INCOMPLETE_DIR', 'REWARD_TEXT', 'trl_field_spec', 'write_trl_fields', 'report_to', 'grpo_args',
            'lora_config', 'fit_prompts', 'JsonlLogCallback', 'SamplesCallback', 'console_line', 'ConsoleLogCallback',
-           'checkpoint_problem', 'resumable_checkpoint', 'trainer_class', 'load_stage_policy', 'model_card',
-           'init_adapter_path', 'start_adapter', 'train_grpo', 'load_train_data', 'main']
+           'torn_file', 'checkpoint_problem', 'resumable_checkpoint', 'trainer_class', 'load_stage_policy',
+           'model_card', 'init_adapter_path', 'start_adapter', 'train_grpo', 'load_train_data', 'main']
 
 # %% ../nbs/07_grpo.ipynb #5400ff31
 from transformers import TrainerCallback
@@ -219,6 +219,17 @@ def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
 
 def _nonempty(p: Path) -> bool: return p.is_dir() or (p.is_file() and p.stat().st_size > 0)
 
+def torn_file(p: Path) -> str | None:
+    "Why a weights or state file is torn (cut short while it was written), or None: a safetensors file must hold every byte its header names, a torch file (a zip) its central directory at the end."
+    try:
+        if p.suffix == '.safetensors':
+            with open(p, 'rb') as f: n = int.from_bytes(f.read(8), 'little'); hdr = json.loads(f.read(n))
+            end = max((v['data_offsets'][1] for k, v in hdr.items() if k != '__metadata__'), default=0)
+            return None if p.stat().st_size >= 8 + n + end else f'{p.name} is cut short'
+        if p.suffix in ('.pt', '.pth', '.bin'): return None if zipfile.is_zipfile(p) else f'{p.name} is cut short'
+    except (OSError, ValueError, KeyError, TypeError, AttributeError): return f'{p.name} is unreadable'
+    return None
+
 def checkpoint_problem(ckpt: str | Path,  # a `checkpoint-N` folder written by the Trainer
                        optimizer: bool = True,  # require optimizer and scheduler state (False with `save_only_model`)
                       ) -> str | None:
@@ -230,6 +241,8 @@ def checkpoint_problem(ckpt: str | Path,  # a `checkpoint-N` folder written by t
     if not isinstance(st, dict) or not _is_int(st.get('global_step')): return 'trainer_state.json has no global_step'
     engine = any(p.glob('global_step*')) or any(p.glob('pytorch_model_fsdp*'))  # DeepSpeed / FSDP keep their own folders
     if not engine and not any(_nonempty(p / w) for w in _WEIGHTS): return 'no model or adapter weights'
+    for f in (*_WEIGHTS, 'optimizer.pt', 'scheduler.pt', 'rng_state.pth'):
+        if _nonempty(p / f) and (p / f).is_file() and (why := torn_file(p / f)): return why
     if optimizer and not engine:
         if not (_nonempty(p / 'optimizer.pt') or any(p.glob('optimizer_0*'))): return 'no optimizer.pt'
         if not _nonempty(p / 'scheduler.pt'): return 'no scheduler.pt'
@@ -414,7 +427,9 @@ def start_adapter(model, cfg: GRPOStageConfig):
     p = init_adapter_path(cfg.init_adapter)
     base, ours = json.loads((p/'adapter_config.json').read_text()).get('base_model_name_or_path'), hub_id(str(model.name_or_path))
     if base and hub_id(base) != ours: raise GRPOConfigError(f"init_adapter: {p} was trained on {base}, the policy is {ours}")
-    return PeftModel.from_pretrained(model, str(p), is_trainable=True)
+    pm = PeftModel.from_pretrained(model, str(p), is_trainable=True)
+    for c in pm.peft_config.values(): c.base_model_name_or_path = str(model.name_or_path)  # the local folder: checkpoints look up no hub config offline
+    return pm
 
 # %% ../nbs/07_grpo.ipynb #aa1e022b
 @contextmanager
