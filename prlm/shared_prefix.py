@@ -6,6 +6,7 @@
 from __future__ import annotations
 import contextlib, inspect
 import torch
+from .rollout import generation_step_mixin  # the one place TRL's generation step is overridden
 
 # %% auto #0
 __all__ = ['unique_prefixes', 'cache_kwarg', 'gather_cache', 'prefix_cache', 'shared_prefix_logps', 'shared_prefix_generate',
@@ -84,11 +85,21 @@ def shared_prefix_generate(model, # a causal LM (peft-wrapped or not)
     return generate(input_ids=input_ids, attention_mask=attention_mask, **{cache_kwarg(model): cache}, **kw)
 
 # %% ../nbs/07c_shared_prefix.ipynb #b1cf814e
-class SharedPrefixMixin:
+def _shared_step(self, step, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+    "TRL's generation step with the policy's `generate` swapped for `shared_prefix_generate` (text-only `generate` path)."
+    args = (prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+    if getattr(self, 'use_vllm', False) or getattr(self, 'use_transformers_continuous_batching', False) or images is not None:
+        return step(*args)
+    m = self.accelerator.unwrap_model(self.model)
+    gen = m.generate
+    with _generate_as(m, lambda **kw: shared_prefix_generate(m, generate=gen, **kw)): return step(*args)
+
+class SharedPrefixMixin(generation_step_mixin(_shared_step, 'SharedPrefixGeneration', "Sampling with each distinct prompt prefilled once.")):
     "A `GRPOTrainer` mixin: each distinct prompt runs once per batch when sampling and in the loss (`shared_prefix_logps`)."
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
                                            compute_entropy=False, compute_aux_loss=False, **mm):
         if (compute_aux_loss or any(v is not None for v in mm.values()) or input_ids.shape[1] - logits_to_keep < 2
+                or isinstance(model, torch.nn.parallel.DistributedDataParallel)  # DDP syncs gradients through its own forward
                 or (self.args.gradient_checkpointing and torch.is_grad_enabled())):  # checkpointed layers keep no cache
             return super()._get_per_token_logps_and_entropies(model, input_ids, attention_mask, logits_to_keep, batch_size,
                                                               compute_entropy, compute_aux_loss, **mm)
@@ -98,14 +109,6 @@ class SharedPrefixMixin:
                 lp, ent = shared_prefix_logps(model, input_ids[s:s+bs], attention_mask[s:s+bs], logits_to_keep, compute_entropy)
             lps.append(lp); ents.append(ent)
         return torch.cat(lps), (torch.cat(ents) if compute_entropy else None), None
-
-    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        args = (prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
-        if getattr(self, 'use_vllm', False) or getattr(self, 'use_transformers_continuous_batching', False) or images is not None:
-            return super()._generate_single_turn(*args)
-        m = self.accelerator.unwrap_model(self.model)
-        gen = m.generate
-        with _generate_as(m, lambda **kw: shared_prefix_generate(m, generate=gen, **kw)): return super()._generate_single_turn(*args)
 
 @contextlib.contextmanager
 def _generate_as(model, fn):

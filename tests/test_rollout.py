@@ -134,3 +134,14 @@ def test_pinned_trl_private_api():
     overrides = {p.name: p.read_text().count("def _generate_single_turn") for p in (ROOT / "prlm").glob("*.py")}
     assert {k: v for k, v in overrides.items() if v} == {"rollout.py": 1}, overrides  # one override, in generation_step_mixin
     assert MergedLoraGenerationMixin._generate_single_turn.__qualname__.startswith("generation_step_mixin")
+
+
+def test_pinned_trl_logps_api():
+    "prlm.shared_prefix.SharedPrefixMixin overrides GRPOTrainer._get_per_token_logps_and_entropies: its signature and return are pinned."
+    import inspect
+    from trl import GRPOTrainer
+    params = list(inspect.signature(GRPOTrainer._get_per_token_logps_and_entropies).parameters)
+    assert params[:8] == ["self", "model", "input_ids", "attention_mask", "logits_to_keep", "batch_size", "compute_entropy",
+                          "compute_aux_loss"], params
+    src = inspect.getsource(GRPOTrainer._get_per_token_logps_and_entropies)
+    assert "fused_lm_head=True" in src and "return logps, entropies, aux_loss" in src, "TRL changed how it scores completions"
