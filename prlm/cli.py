@@ -102,6 +102,9 @@ def run_path(arg: str | Path) -> Path:
     p = Path(arg)
     if p.is_file() and p.suffix in ('.yaml', '.yml'): return Path(load_config(p).run_dir)
     if not p.is_dir(): raise FileNotFoundError(f"{p}: no such run directory (or YAML config)")
+    from prlm.pipeline import is_run_dir, RUN_MARKER
+    if not (is_run_dir(p) or (p/'eval').is_dir()):  # prlm writes nothing into a folder it did not make
+        raise FileNotFoundError(f"{p}: not a prlm run (no {RUN_MARKER}, stage markers or eval/ folder): nothing written there")
     return p
 
 # %% ../nbs/11_cli.ipynb #251851bf
