@@ -19,7 +19,7 @@ from transformers import TrainerCallback
 import prlm
 from .rewards import make_reward_funcs, RewardConfigError, PAPER_WEIGHTS, GUARD_PENALTY
 from .utils import atomic_write, atomic_write_json, append_jsonl, jsonl_torn, read_jsonl
-from .grpo_config import GRPOStageConfig, GRPOConfigError, TRL_FIELDS, WARM_START, grpo_presets, trl_fields
+from .grpo_config import GRPOStageConfig, GRPOConfigError, TRL_FIELDS, adapter_dir, grpo_presets, trl_fields
 from .models import hub_id, interactive, quiet_trainer, hf_progress_bars, SMOLLM2_ID
 
 # %% ../nbs/07_grpo.ipynb #9d2c679e
@@ -415,7 +415,7 @@ def _same_run(old, cfg: GRPOStageConfig) -> bool:
 # %% ../nbs/07_grpo.ipynb #f2f78538
 def init_adapter_path(name: str) -> Path:
     "The folder an `init_adapter` setting names: 'warm_start' is the packaged adapter, anything else a peft adapter folder."
-    p = WARM_START if name == 'warm_start' else Path(name).expanduser()
+    p = adapter_dir(name)
     if not (p/'adapter_config.json').is_file():
         raise GRPOConfigError(f"init_adapter: {p} has no adapter_config.json (a peft LoRA adapter folder is needed)")
     return p

@@ -17,7 +17,7 @@ from .prompts import ANSWER_STOP
 from .utils import atomic_write
 
 # %% auto #0
-__all__ = ['PRESETS_DIR', 'TRL_FIELDS', 'WARM_START', 'TRL_LIMITS', 'SET_BY_PRLM', 'trl_fields', 'grpo_presets',
+__all__ = ['PRESETS_DIR', 'TRL_FIELDS', 'WARM_START', 'TRL_LIMITS', 'SET_BY_PRLM', 'trl_fields', 'grpo_presets', 'adapter_dir',
            'GRPOConfigError', 'GRPOStageConfig', 'section_model', 'error_text', 'unknown_key', 'check_grpo']
 
 # %% ../nbs/07a_grpo_config.ipynb #773797c8
@@ -36,6 +36,10 @@ def grpo_presets() -> list[str]:
 
 # %% ../nbs/07a_grpo_config.ipynb #0ca0fdcb
 WARM_START = Path(prlm.__file__).resolve().parent/'assets'/'warm_start'  # the packaged warm-start LoRA adapter (`init_adapter: warm_start`)
+
+def adapter_dir(name: str) -> Path:
+    "The folder an `init_adapter` setting names: 'warm_start' is the packaged adapter, anything else a path."
+    return WARM_START if name == 'warm_start' else Path(str(name)).expanduser()
 
 # %% ../nbs/07a_grpo_config.ipynb #c469d8cc
 class GRPOConfigError(ValueError):

@@ -12,7 +12,7 @@ import yaml
 from fastcore.basics import patch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import __version__
-from .grpo_config import GRPOStageConfig, GRPOConfigError, WARM_START, check_grpo, error_text, unknown_key
+from .grpo_config import GRPOStageConfig, GRPOConfigError, adapter_dir, check_grpo, error_text, unknown_key
 from .utils import atomic_dir, atomic_write, read_jsonl, remove_stale_tmp
 
 # %% auto #0
@@ -190,7 +190,7 @@ def _semantic_errors(cfg:RunConfig)->list:
             errs.append(f"rewards.{name}: needs reward_model.enabled: true")
     if not cfg.rewards: errs.append("rewards: at least one reward is needed")
     if (ia := cfg.grpo.get('init_adapter')):
-        p = WARM_START if ia == 'warm_start' else Path(str(ia)).expanduser()
+        p = adapter_dir(ia)
         if not (p/'adapter_config.json').is_file():
             errs.append(f"grpo.init_adapter: {p} has no adapter_config.json (a peft LoRA adapter folder is needed"
                         + ("; the packaged warm start is missing: reinstall prlm)" if ia == 'warm_start' else ')'))
@@ -1010,7 +1010,7 @@ def warm_start_info(run:RunDir)->dict|None:
     tr = run/'grpo/train_result.json'
     a = (json.loads(tr.read_text()).get('config') or {}).get('init_adapter') if tr.exists() else None
     if not a: return None
-    p = WARM_START if a == 'warm_start' else Path(a).expanduser()
+    p = adapter_dir(a)
     info = json.loads((p/'warm_start.json').read_text()) if (p/'warm_start.json').is_file() else {}
     return dict(adapter=a, steps=info.get('steps'), n_train=(info.get('data') or {}).get('n_train'), rewards=info.get('rewards'))
 
