@@ -399,14 +399,14 @@ def test_relative_run_dir_finds_its_adapter(copy, monkeypatch):
     assert rc == 0 and 'not done' not in out and 'grpo      done' in out, out
 
 def test_copied_run_uses_its_own_adapter(copy, base):
-    from prlm.pipeline import _adapter_dir
+    from prlm.config import _adapter_dir
     run, _ = copy
     a = _adapter_dir(RunDir(run), RunDir(run).done('grpo'))
     assert a.resolve().is_relative_to(run.resolve()) and (a/'adapter_config.json').exists()
 
 def test_old_cwd_relative_marker_finds_the_runs_adapter(copy):
     "Markers written before the fix named the adapter relative to the working directory (runs/demo/grpo/adapter)."
-    from prlm.pipeline import _adapter_dir
+    from prlm.config import _adapter_dir
     run, _ = copy
     m = dict(RunDir(run).done('grpo'), adapter=f'runs/{run.name}/grpo/adapter')
     a = _adapter_dir(RunDir(run), m)

@@ -145,10 +145,36 @@ def test_kill_and_resume_end_to_end(tmp_path):
 
 def test_rouge_flat_steps_are_reported():
     "GRPO steps whose completions all got the same ROUGE (no answer reached) are counted and flagged, though the format reward varied."
-    from prlm.pipeline import _reward_summary, _health_problems
+    from prlm.report import _reward_summary, _health_problems
     rows = [{'reward': -1.2, 'frac_reward_zero_std': 0.0, 'rewards/rouge/std': 0.0}] * 3 + [{'reward': 0.3, 'frac_reward_zero_std': 0.0, 'rewards/rouge/std': 0.4}]
     s = _reward_summary(rows)
     assert s['rouge_flat_share'] == 0.75 and s['zero_signal_share'] == 0.0
     probs = _health_problems({'grpo': {'summary': s}})
     assert any('75% of steps ROUGE scored every completion the same' in p for p in probs), probs
     assert not any('ROUGE scored' in p for p in _health_problems({'grpo': {'summary': dict(s, rouge_flat_share=0.1)}}))
+
+
+NOTEBOOKS = ('10_config', '10b_report', '10c_stages', '10_pipeline')  # the pipeline notebook, split by role
+
+def test_public_names_still_importable_from_prlm_pipeline():
+    "Every name `prlm.pipeline` exported before the split still imports from it, as the object its new module defines."
+    import prlm.pipeline as pl, prlm.config, prlm.report, prlm.stages
+    old = ['RUN_MARKER', 'STAGES', 'STAGE_DEPS', 'STAGE_DIRS', 'STAGE_ARTIFACTS', 'SMOKE_N', 'FEW_STEPS',
+           'GRPO_LEGEND', 'ENV_ERRORS', 'STAGE_FUNCS', 'RESUMABLE', 'DataConfig', 'RetrievalConfig', 'PolicyConfig',
+           'RewardModelConfig', 'ExtraTest', 'EvalConfig', 'RunConfig', 'is_run_dir', 'run_dir_problem',
+           'ConfigError', 'check_config', 'set_key', 'load_config', 'BudgetTokenizer', 'policy_tokenizer',
+           'check_budget', 'check_environment', 'preflight', 'RunDir', 'stage_problem', 'policy_path',
+           'encoder_path', 'fingerprint_parts', 'fingerprint', 'part_digests', 'set_threads', 'release_memory',
+           'stage_data', 'stage_retrieve', 'stage_pairs', 'stage_rm', 'grpo_config', 'stage_grpo', 'stage_evaluate',
+           'package_versions', 'read_log_history', 'fig_rewards', 'extra_rows', 'warm_start_info', 'build_results',
+           'verdict_word', 'headroom_text', 'verdict', 'render_report', 'report_examples', 'stage_report',
+           'stale_reasons', 'stale_stages', 'env_error', 'run_stage', 'prepare_run', 'summary', 'run_pipeline']
+    assert [n for n in old if not hasattr(pl, n)] == []
+    for m in (prlm.config, prlm.report, prlm.stages):
+        assert [n for n in m.__all__ if getattr(pl, n, None) is not getattr(m, n)] == [], m.__name__
+    assert pl.STAGE_FUNCS['data'] is prlm.stages.stage_data and pl.STAGE_FUNCS['report'] is prlm.report.stage_report
+
+def test_pipeline_notebooks_stay_small():
+    for name in NOTEBOOKS:
+        p = ROOT/'nbs'/f'{name}.ipynb'
+        assert p.stat().st_size < 150_000, f"{p.name}: {p.stat().st_size} bytes, split it or slim its outputs"

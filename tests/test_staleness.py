@@ -88,15 +88,16 @@ def test_config_section_change_is_named(tmp_path):
 # ---------------------------------------------------------------- the embedded model
 def test_embedded_policy_change_marks_its_stages_out_of_date(tmp_path, monkeypatch):
     "policy.model: embedded, its GGUF (or transformers) changed: every stage using the policy, and what follows, is out of date."
-    import prlm.pipeline as pl
+    import prlm.config, prlm.stages  # patched where they are looked up: the stages call policy_path, the fingerprints _embedded_source
     cfgp, run, o = files_run(tmp_path)
-    tiny = pl.policy_path(pl.load_config(cfgp), pl.RunDir(tmp_path/'elsewhere'))
-    monkeypatch.setattr(pl, 'policy_path', lambda cfg, run: tiny)   # 'embedded' loads the tiny model: no conversion here
+    tiny = prlm.config.policy_path(prlm.config.load_config(cfgp), prlm.config.RunDir(tmp_path/'elsewhere'))
+    used = []  # a patch of a name nothing looks up would pass silently: the stage must have called this one
+    monkeypatch.setattr(prlm.stages, 'policy_path', lambda cfg, run: used.append(run) or tiny)  # 'embedded' loads the tiny model: no conversion here
     src = dict(sha1='a' * 40, transformers='5.0.0', gguf_lib='0.1')
-    monkeypatch.setattr(pl, '_embedded_source', lambda which: dict(src) if which == 'policy' else {'digest': 'e'})
+    monkeypatch.setattr(prlm.config, '_embedded_source', lambda which: dict(src) if which == 'policy' else {'digest': 'e'})
     c = yaml.safe_load(cfgp.read_text()); c['policy']['model'] = 'embedded'; cfgp.write_text(yaml.safe_dump(c))
     rc, out, err = cli('run', cfgp, '--until', 'retrieve')
-    assert rc == 0, err[-2000:]
+    assert rc == 0 and used, err[-2000:]
     assert 'out of date' not in ''.join(status(cfgp).values())
     src['sha1'] = 'b' * 40                                           # the GGUF changed in place
     st = status(cfgp)
