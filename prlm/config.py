@@ -322,8 +322,10 @@ def policy_tokenizer(cfg:RunConfig):
         try: return BudgetTokenizer(folder)
         except Exception: pass  # an unusual template or tokenizer: transformers knows it
     from transformers import AutoTokenizer
-    from prlm.models import embedded_tokenizer_path
-    try: return AutoTokenizer.from_pretrained(str(embedded_tokenizer_path()) if m in ('embedded', 'tiny') else m)
+    from prlm.models import embedded_tokenizer_path, embedded_policy_path
+    # the embedded policy is converted now, in one read of its GGUF, rather than its tokenizer alone now and the model later
+    local = {'embedded': embedded_policy_path, 'tiny': embedded_tokenizer_path}
+    try: return AutoTokenizer.from_pretrained(str(local[m]()) if m in local else m)
     except (OSError, ValueError): return None
 
 # %% ../nbs/10_config.ipynb #97bc9369

@@ -19,9 +19,9 @@ from transformers import (AutoModelForCausalLM, AutoModel, AutoModelForSequenceC
 
 # %% auto #0
 __all__ = ['SMOLLM2_GGUF', 'SMOLLM2_ID', 'MINILM_ID', 'CHUNK_BATCHES', 'prlm_cache', 'embedded_gguf', 'embedded_source',
-           'embedded_policy_path', 'embedded_tokenizer_path', 'embedded_encoder_path', 'hub_id', 'install_hf_cache',
-           'cpu_has_bf16', 'cpu_dtype', 'prepare_tokenizer', 'load_policy', 'load_encoder', 'tiny_policy',
-           'tiny_encoder', 'GumbelSampler', 'PromptError', 'generate', 'generate_dataset', 'interactive',
+           'gguf_parsed_once', 'embedded_policy_path', 'embedded_tokenizer_path', 'embedded_encoder_path', 'hub_id',
+           'install_hf_cache', 'cpu_has_bf16', 'cpu_dtype', 'prepare_tokenizer', 'load_policy', 'load_encoder',
+           'tiny_policy', 'tiny_encoder', 'GumbelSampler', 'PromptError', 'generate', 'generate_dataset', 'interactive',
            'QuietProgressCallback', 'quiet_trainer', 'hf_progress_bars']
 
 # %% ../nbs/04_models.ipynb #695d469c
@@ -91,14 +91,29 @@ def _build_once(dest:Path, build, info:dict, keys=()) -> Path:
         atomic_dir(dest, lambda tmp: (build(tmp), atomic_write_json(tmp/_MARKER, info, indent=2)))
     return dest
 
+# %% ../nbs/04_models.ipynb #dedc5f8e
+@contextlib.contextmanager
+def gguf_parsed_once():
+    "While open, each GGUF file is parsed once and each tensor-name map built once (transformers asks again for the config, tokenizer and weights); yields {path: reader}."
+    import gguf, functools
+    reader, name_map, parsed = gguf.GGUFReader, gguf.get_tensor_name_map, {}
+    def once(path, mode='r'):
+        key = (str(Path(path).resolve()), mode)
+        if key not in parsed: parsed[key] = reader(path, mode)
+        return parsed[key]
+    gguf.GGUFReader, gguf.get_tensor_name_map = once, functools.cache(name_map)
+    try: yield parsed
+    finally: gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map
+
 # %% ../nbs/04_models.ipynb #71bced67
 def _check_prompt() -> str: return "Write a title for this abstract: we study how users write package descriptions."
 
 def _convert_smollm2(out:Path):
     "De-quantise the embedded GGUF, re-materialise it from a clean config, save as safetensors and check logits."
     d, f = embedded_gguf().parent, SMOLLM2_GGUF
-    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
-    gg = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+    with gguf_parsed_once():
+        tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+        gg = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
     cfg = copy.deepcopy(gg.config)
     if hasattr(cfg, 'quantization_config'): delattr(cfg, 'quantization_config')
     cfg._name_or_path = 'HuggingFaceTB/SmolLM2-135M-Instruct'
@@ -117,7 +132,7 @@ def _convert_smollm2(out:Path):
 # %% ../nbs/04_models.ipynb #c8623d0d
 def embedded_policy_path(cache_dir=None # cache root; default `$PRLM_CACHE` or `~/.cache/prlm`
                         ) -> Path:
-    "Folder of SmolLM2-135M-Instruct as fp32 safetensors, converted from the embedded GGUF on first use (~20 s) and again when the GGUF or transformers changes."
+    "Folder of SmolLM2-135M-Instruct as fp32 safetensors, converted from the embedded GGUF on first use (~20 s on 2 cores) and again when the GGUF or transformers changes."
     dest = prlm_cache(cache_dir)/'models'/'smollm2-135m-instruct'
     info = dict(source=str(embedded_gguf()), **embedded_source(), dtype='float32')
     return _build_once(dest, _convert_smollm2, info, _SOURCE_KEYS + ('dtype',))
@@ -128,7 +143,8 @@ def embedded_tokenizer_path(cache_dir=None # cache root; default `$PRLM_CACHE` o
     "Folder with only the SmolLM2 tokenizer (from the GGUF, ~4 s once): for tiny test models without the full conversion."
     full, info = prlm_cache(cache_dir)/'models'/'smollm2-135m-instruct', dict(source=str(embedded_gguf()), **embedded_source())
     if _changed(full, info, _SOURCE_KEYS) == []: return full
-    def build(out): AutoTokenizer.from_pretrained(embedded_gguf().parent, gguf_file=SMOLLM2_GGUF).save_pretrained(out)
+    def build(out):
+        with gguf_parsed_once(): AutoTokenizer.from_pretrained(embedded_gguf().parent, gguf_file=SMOLLM2_GGUF).save_pretrained(out)
     return _build_once(prlm_cache(cache_dir)/'models'/'smollm2-tokenizer', build, info, _SOURCE_KEYS)
 
 # %% ../nbs/04_models.ipynb #e5b6a538
