@@ -154,7 +154,7 @@ def test_rouge_flat_steps_are_reported():
     assert not any('ROUGE scored' in p for p in _health_problems({'grpo': {'summary': dict(s, rouge_flat_share=0.1)}}))
 
 
-NOTEBOOKS = ('10_config', '10b_report', '10c_stages', '10_pipeline')  # the pipeline notebook, split by role
+NOTEBOOKS = ('10_config', '10b_report', '10c_stages', '10d_pipeline')  # the pipeline notebook, split by role
 
 def test_public_names_still_importable_from_prlm_pipeline():
     "Every name `prlm.pipeline` exported before the split still imports from it, as the object its new module defines."
