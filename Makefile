@@ -73,7 +73,8 @@ test: $(STAMP)
 
 # The docs: nbdev's notebook processing always (it executes the doc cells into _proc/: where a broken docs build shows
 # first), Quarto only where it is installed. The venv's bin/ comes first on PATH, so nothing nbdev runs can reach the
-# machine's own pip or Python. DOCS_PATH limits the processing to one notebook or folder (default: all).
+# machine's own pip or Python. DOCS_PATH limits the processing to one notebook or folder (default: all); a notebook is processed into _proc/ like the
+# others (nbdev's proc_nbs given a file would write _proc itself as that file).
 DOCS_PATH ?=
 docs: $(STAMP)
 	@$(BIN)/python scripts/plotly_js.py nbs
@@ -82,7 +83,9 @@ docs: $(STAMP)
 	  PATH="$(abspath $(BIN)):$$PATH" $(BIN)/nbdev_docs; \
 	else \
 	  echo "==> nbdev notebook processing into _proc/ (executes the docs' cells)"; \
-	  PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -c "from nbdev.serve import proc_nbs; print(proc_nbs('$(DOCS_PATH)', n_workers=1, force=True))" >/dev/null; \
+	  PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -c "import re; from pathlib import Path; from nbdev.serve import proc_nbs; p = Path('$(DOCS_PATH)'); \
+	    kw = dict(path=str(p.parent), skip_file_re='^(?!' + re.escape(p.name) + '$$)') if p.suffix == '.ipynb' else dict(path='$(DOCS_PATH)'); \
+	    print(proc_nbs(n_workers=1, force=True, **kw))" >/dev/null; \
 	  echo "docs: notebooks processed into _proc/ without errors; the site itself needs Quarto, which is not on PATH (https://quarto.org/docs/get-started/): install it and run make docs again, or let .github/workflows/deploy.yaml build it"; \
 	fi
 

@@ -11,9 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 FAKES = ('pip', 'pip3', 'sudo', 'apt-get', 'quarto')  # none may run: `make docs` installs nothing outside .venv
 
-def test_make_docs_processes_every_notebook_and_installs_nothing(tmp_path):
-    "`make docs` without Quarto: nbdev's processing of every notebook passes, one line says the site needs Quarto, and no pip/sudo is run."
-    import shutil
+def _make_docs(tmp_path, *args):
+    "Run `make docs *args` with fake pip/sudo/apt-get first on PATH (a call to one is recorded and fails) and no Quarto; fail on any call."
     fake, called = tmp_path/'bin', tmp_path/'called'
     fake.mkdir()
     for name in FAKES:  # first on PATH: a call to any of these (outside the venv) is recorded and fails
@@ -21,15 +20,26 @@ def test_make_docs_processes_every_notebook_and_installs_nothing(tmp_path):
     path = os.pathsep.join([str(fake)] + [p for p in os.environ['PATH'].split(os.pathsep) if not (Path(p)/'quarto').exists()])
     env = {**os.environ, 'PATH': path, 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}
     (fake/'quarto').unlink()  # `command -v quarto` must fail: no Quarto here
-    r = subprocess.run(['make', '--no-print-directory', 'docs'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    r = subprocess.run(['make', '--no-print-directory', 'docs', *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     assert not called.exists(), called.read_text()
+    return r
+
+def test_make_docs_processes_every_notebook_and_installs_nothing(tmp_path):
+    "`make docs` without Quarto: nbdev's processing of every notebook passes, one line says the site needs Quarto, and no pip/sudo is run."
+    r = _make_docs(tmp_path)
     assert 'the site itself needs Quarto' in r.stdout and r.stdout.count('\n') <= 4, r.stdout
     proc = ROOT/'_proc'
     want = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb'))
     assert sorted(p.name for p in (proc/'nbs').glob('*.ipynb')) == want
     assert (proc/'nbs'/'plotly.min.js').stat().st_size > 1_000_000  # the figures' plotly.js, published with the pages
     assert 'nbs/plotly.min.js' in (proc/'_quarto.yml').read_text()
+
+def test_make_docs_one_notebook(tmp_path):
+    "`make docs DOCS_PATH=<notebook>` processes that notebook alone into the _proc/ folder (nbdev's proc_nbs given a file would write _proc as a file)."
+    _make_docs(tmp_path, 'DOCS_PATH=nbs/03_metrics.ipynb')
+    proc = ROOT/'_proc'
+    assert proc.is_dir() and [p.name for p in proc.rglob('*.ipynb')] == ['03_metrics.ipynb']
 
 def test_saved_notebooks_are_small_offline_and_from_this_repo():
     "Each notebook: a kernelspec, under 1 MB, no CDN-only plotly figure, no machine-local paths in its outputs."
