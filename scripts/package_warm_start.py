@@ -33,6 +33,7 @@ def main(argv=None):
     from prlm.models import hub_id
     acfg = json.loads((src/'adapter_config.json').read_text())
     acfg['base_model_name_or_path'] = hub_id(acfg.get('base_model_name_or_path') or 'embedded')  # a checkpoint names the local folder
+    if isinstance(acfg.get('target_modules'), list): acfg['target_modules'] = sorted(acfg['target_modules'])  # peft writes a set: any order
     info = dict(steps=steps, base_model=acfg['base_model_name_or_path'],
                 data=cfg['data'], retrieval=cfg['retrieval'], policy=cfg['policy'], rewards=cfg['rewards'],
                 grpo=cfg['grpo'], seed=cfg.get('seed'), curve_first_last_tenth=curve, dtype='float16')
