@@ -10,6 +10,7 @@ from pathlib import Path
 from fastcore.basics import patch
 from .utils import atomic_write, read_jsonl
 from .evaluate import HEALTH_LIMITS, answer_health, health_shares, items_hist
+from .evaluate import _prof  # the profile a row of examples.jsonl was answered with ('own' when absent: older runs)
 from .spans import copied_item, rouge, split_completion, word_tokens
 
 # %% auto #0
@@ -249,16 +250,12 @@ def eval_rows(self: Run) -> list[dict]:
     return read_jsonl(self.path / 'eval' / 'examples.jsonl', strict=True)
 
 # %% ../nbs/09a_run.ipynb #48d70c3d
-def _profile_of(row: dict) -> str:
-    "The profile a row of examples.jsonl was answered with: 'own' (also when the field is absent, as in older runs), 'other' or 'none'."
-    return row.get('profile') or 'own'
-
 @patch(as_prop=True)
 def cells(self: Run) -> list[tuple]:
     "The (retriever, k) cells evaluated with the user's own profile, the main one first."
     m = self.eval_meta.get('main') or {}
     main = [(m['retriever'], m['k'])] if 'retriever' in m else []
-    return list(dict.fromkeys(main + [(r.get('retriever'), r.get('k')) for r in self.eval_rows if _profile_of(r) == 'own']))
+    return list(dict.fromkeys(main + [(r.get('retriever'), r.get('k')) for r in self.eval_rows if _prof(r) == 'own']))
 
 # %% ../nbs/09a_run.ipynb #b6597eaa
 @patch
@@ -284,7 +281,7 @@ def profile_outputs(self: Run) -> dict:
     cell = self.cell or (self.cells[0] if self.cells else None)
     out = defaultdict(lambda: defaultdict(dict))
     for r in sorted(self.eval_rows, key=lambda r: (r.get('retriever'), r.get('k')) != cell):  # stable: the cell's rows first
-        p = _profile_of(r)
+        p = _prof(r)
         if p == 'own' and (r.get('retriever'), r.get('k')) != cell: continue
         out[p][r['system']].setdefault(str(r['id']), {k: r[k] for k in ROW_KEYS if k in r})
     return {p: dict(d) for p, d in out.items()}
