@@ -231,7 +231,7 @@ SMALL_BATCH_CHARS = 2_000_000  # with no engine chosen, Arrow scores chunks of f
 
 @patch
 def _engine_for(self: BM25Retriever, chars:int):
-    "The engine for a chunk of `chars` characters of profile text: the one chosen, else the fastest, else Arrow for a small chunk."
+    "The engine for a chunk of `chars` characters of profile text: the one chosen; with none chosen, Arrow for a small chunk, else the fastest."
     # numba compiles its kernels on first use on a machine (~10 s on 2 cores), far longer than Arrow takes for a small chunk
     if self._chosen or chars >= SMALL_BATCH_CHARS: return self._engine
     return bm25_engine('arrow')
