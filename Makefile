@@ -33,7 +33,8 @@ help:
 PRLM_INSTALLER ?= uv
 UV_VERSION := 0.13.9
 export UV_LINK_MODE ?= copy
-UV_LINKS = $(foreach d,$(sort $(PIP_FIND_LINKS) $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)),--find-links $(d))
+# asked of pip once, on first use (each `pip config` call costs ~0.6 s), not at every make invocation
+UV_LINKS = $(eval UV_LINKS := $(foreach d,$(sort $(PIP_FIND_LINKS) $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)),--find-links $(d)))$(UV_LINKS)
 # pip_or_uv ARGS: install ARGS into the venv with uv (falling back to pip) or with pip alone
 define pip_or_uv
 { [ "$(PRLM_INSTALLER)" = uv ] && $(BIN)/uv pip install -q --python $(BIN)/python $(UV_LINKS) $(1) $(QUIET); } || \
