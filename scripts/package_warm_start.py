@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """Package a GRPO adapter trained by `prlm run` as prlm's warm start (`grpo.init_adapter: warm_start`).
 
-Usage: python scripts/package_warm_start.py RUN [--checkpoint N] [--dest prlm/assets/warm_start]
+Usage: python scripts/package_warm_start.py RUN [--checkpoint N] [--dest prlm/assets/warm_start] [--note TEXT]
 
 Copies RUN/grpo/adapter (or RUN/grpo/checkpoint-N) into DEST with its weights stored as float16 (half the bytes; peft
 casts them back to the model's dtype when it loads them), and writes DEST/warm_start.json (where it came from: the run's
-config, the steps, the reward curve's first and last tenth) and DEST/README.md (a model card saying the same). The
+config, the steps, the reward curve's first and last tenth) and DEST/README.md (a model card saying the same, and
+`--note`: e.g. how the checkpoint was chosen). The
 demo starts its own GRPO from it and labels PrLM as warm-started in the summary and the report.
 """
 import argparse, json, shutil, sys, tempfile
@@ -16,6 +17,7 @@ def _mean(xs): return round(sum(xs) / len(xs), 4) if xs else None
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('run'); ap.add_argument('--checkpoint', type=int); ap.add_argument('--dest', default='prlm/assets/warm_start')
+    ap.add_argument('--note', default='', help='a paragraph for the model card, e.g. how the checkpoint was chosen')
     a = ap.parse_args(argv)
     import torch, yaml
     from safetensors.torch import load_file, save_file
@@ -36,7 +38,7 @@ def main(argv=None):
     if isinstance(acfg.get('target_modules'), list): acfg['target_modules'] = sorted(acfg['target_modules'])  # peft writes a set: any order
     info = dict(steps=steps, base_model=acfg['base_model_name_or_path'],
                 data=cfg['data'], retrieval=cfg['retrieval'], policy=cfg['policy'], rewards=cfg['rewards'],
-                grpo=cfg['grpo'], seed=cfg.get('seed'), curve_first_last_tenth=curve, dtype='float16')
+                grpo=cfg['grpo'], seed=cfg.get('seed'), curve_first_last_tenth=curve, dtype='float16', note=a.note or None)
     dest = Path(a.dest); tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix='.warm_start.'))
     save_file({k: v.to(torch.float16).contiguous() for k, v in load_file(src/'adapter_model.safetensors').items()},
               tmp/'adapter_model.safetensors', metadata={'format': 'pt'})
@@ -59,7 +61,7 @@ model: it teaches the answer format and the task, not the personalization reward
 trained when a newcomer first runs it; the demo's summary and report say that PrLM was warm-started from here.
 Rebuild it with `prlm run configs/warm_start.yaml --until grpo` then
 `python scripts/package_warm_start.py runs/warm_start{f' --checkpoint {a.checkpoint}' if a.checkpoint else ''}`.
-
+{f'{chr(10)}{a.note}{chr(10)}' if a.note else ''}
 Reward curve (mean over the first and the last tenth of the logged steps):
 
 | metric | first tenth | last tenth |
