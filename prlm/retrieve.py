@@ -237,15 +237,15 @@ def _engine_for(self: BM25Retriever, chars:int):
     return bm25_engine('arrow')
 
 @patch
-def _score_chunk(self: BM25Retriever, chunk, docs, queries, k, out):
-    "Top-k of the queries `chunk` (rows grouped by profile) into `out`, by the engine for its size."
+def _score_chunk(self: BM25Retriever, chunk, docs, queries, k, out, chars):
+    "Top-k of the queries `chunk` (rows grouped by profile, `chars` characters of profile text) into `out`, by the engine for its size."
     rows = [r for rs in chunk for r in rs]
-    scores = self._engine_for(sum(len(t) for rs in chunk for t in docs[rs[0]]))([docs[rs[0]] for rs in chunk], [queries[r] for r in rows],
+    scores = self._engine_for(chars)([docs[rs[0]] for rs in chunk], [queries[r] for r in rows],
                           [g for g, rs in enumerate(chunk) for _ in rs], self.k1, self.b, self.epsilon)
     for r, s in zip(rows, scores): out[r] = _top_k(s, k)
 
 @patch
-def _score_chunk_bm25s(self: BM25Retriever, chunk, docs, queries, k, out):
+def _score_chunk_bm25s(self: BM25Retriever, chunk, docs, queries, k, out, chars):
     "The same with one `bm25s` index per profile (its `method`)."
     import bm25s
     for rows in chunk:
@@ -281,8 +281,8 @@ def retrieve_batch(self: BM25Retriever, queries, profiles, k=5, tasks=None, qids
     for rows in groups.values():
         chunk.append(rows); size += sum(map(len, docs[rows[0]]))
         if size >= self.chunk_chars:
-            score(chunk, docs, queries, k, out); bar.update(sum(map(len, chunk))); chunk, size = [], 0
-    if chunk: score(chunk, docs, queries, k, out); bar.update(sum(map(len, chunk)))
+            score(chunk, docs, queries, k, out, size); bar.update(sum(map(len, chunk))); chunk, size = [], 0
+    if chunk: score(chunk, docs, queries, k, out, size); bar.update(sum(map(len, chunk)))
     bar.close()
     return out
 
